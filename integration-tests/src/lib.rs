@@ -1,0 +1,2 @@
+//! Cross-protocol tests of protoplex live in `tests/`; this library holds what
+//! they share.
