@@ -85,7 +85,7 @@ impl Protocol for EmbeddedProtocol {
         EMBEDDED
     }
 
-    fn init(&self, context: ProtocolContext) -> BoxFuture<'_, Result<(), ProtocolError>> {
+    fn init(self: Arc<Self>, context: ProtocolContext) -> BoxFuture<'static, Result<(), ProtocolError>> {
         Box::pin(async move {
             self.router.set(context.router).map_err(|_| ProtocolError::Config {
                 protocol: EMBEDDED.into(),

@@ -116,8 +116,9 @@ pub trait Protocol: Send + Sync + 'static {
     /// `context.tasks`. Called once, by [`Router::start`](crate::Router::start),
     /// before any other call of this trait. It returns once the protocol accepts
     /// clients (or failed to); the tasks it spawned go on until `context.shutdown`
-    /// is cancelled.
-    fn init(&self, context: ProtocolContext) -> BoxFuture<'_, Result<(), ProtocolError>>;
+    /// is cancelled. It gets the protocol as `Arc<Self>`, to share with the
+    /// tasks it spawns.
+    fn init(self: Arc<Self>, context: ProtocolContext) -> BoxFuture<'static, Result<(), ProtocolError>>;
 
     /// The connection subscribed to `channel`: from now on, broadcasts on
     /// `channel` must reach it. Called while a subscribe or join request executes.

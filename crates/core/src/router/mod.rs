@@ -230,7 +230,7 @@ impl Router {
                 shutdown: self.inner.shutdown.child_token(),
                 tasks: self.inner.tasks.clone(),
             };
-            protocol.init(context).await?;
+            protocol.clone().init(context).await?;
             tracing::info!(protocol = protocol.name(), "Protocol started.");
         }
         Ok(())
