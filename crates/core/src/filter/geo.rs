@@ -85,7 +85,7 @@ impl Shape {
     /// Canonical text of the shape (part of a condition's identity).
     pub(crate) fn write_key(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let mut num = |out: &mut String, v: f64| {
+        let num = |out: &mut String, v: f64| {
             let _ = write!(out, "{:016x},", norm_bits(v));
         };
         match self {
@@ -388,11 +388,10 @@ fn unit_factor(unit: &str) -> Option<f64> {
         ("yotta", 1e24),
     ];
     for (prefix, f) in LONG {
-        if let Some(rest) = unit.strip_prefix(prefix) {
-            if let Some(b) = base_unit(rest) {
+        if let Some(rest) = unit.strip_prefix(prefix)
+            && let Some(b) = base_unit(rest) {
                 return Some(f * b);
             }
-        }
     }
     // Short SI prefixes, on meters only ("km", "cm", "mm", "dam", ...).
     const SHORT: &[(&str, f64)] = &[

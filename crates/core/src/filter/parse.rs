@@ -223,8 +223,8 @@ fn expect_object<'a>(v: &'a Value, path: &str, properties: Option<usize>) -> Res
     let obj = v
         .as_object()
         .ok_or_else(|| FilterError::invalid(path, "must be an object"))?;
-    if let Some(n) = properties {
-        if obj.len() != n {
+    if let Some(n) = properties
+        && obj.len() != n {
             return Err(FilterError::invalid(
                 path,
                 format!(
@@ -234,7 +234,6 @@ fn expect_object<'a>(v: &'a Value, path: &str, properties: Option<usize>) -> Res
                 ),
             ));
         }
-    }
     Ok(obj)
 }
 
@@ -323,7 +322,7 @@ fn parse_range(arg: &Value, path: &str) -> Result<Node> {
         return Err(FilterError::invalid(&fpath, "must be a non-empty object"));
     }
     let mut range = Range { low: None, high: None };
-    for (k, v) in spec {
+    for k in spec.keys() {
         if !["gt", "gte", "lt", "lte"].contains(&k.as_str()) {
             return Err(FilterError::invalid(
                 &fpath,
@@ -351,14 +350,13 @@ fn parse_range(arg: &Value, path: &str) -> Result<Node> {
             range.high = Some(bound);
         }
     }
-    if let (Some(l), Some(h)) = (range.low, range.high) {
-        if h.value <= l.value {
+    if let (Some(l), Some(h)) = (range.low, range.high)
+        && h.value <= l.value {
             return Err(FilterError::invalid(
                 &fpath,
                 "lower boundary must be strictly inferior to the upper one",
             ));
         }
-    }
     Ok(Node::Leaf(Atom::Range(FieldPath::new(field), range)))
 }
 
@@ -450,10 +448,10 @@ fn parse_bbox(arg: &Value, path: &str) -> Result<Node> {
         let br = get("bottomRight").and_then(geo::to_point).ok_or_else(unrecognized)?;
         (tl.lat, tl.lon, br.lat, br.lon)
     };
-    if !(bottom < top) {
+    if bottom >= top {
         return Err(FilterError::invalid(&fpath, "bottom must be strictly lower than top"));
     }
-    if !(left < right) {
+    if left >= right {
         return Err(FilterError::invalid(&fpath, "left must be strictly lower than right"));
     }
     Ok(Node::Leaf(Atom::Geo(

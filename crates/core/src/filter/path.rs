@@ -87,11 +87,10 @@ impl<'a> Doc<'a> {
             if end == rest.len() {
                 return Some(found);
             }
-            if let Value::Object(child) = found {
-                if let Some(v) = resolve_in(child, &rest[end + 1..], budget) {
+            if let Value::Object(child) = found
+                && let Some(v) = resolve_in(child, &rest[end + 1..], budget) {
                     return Some(v);
                 }
-            }
         }
         None
     }
@@ -109,11 +108,10 @@ fn resolve_in<'a>(obj: &'a Map<String, Value>, rest: &str, budget: &mut u32) -> 
         if end == rest.len() {
             return Some(found);
         }
-        if let Value::Object(child) = found {
-            if let Some(v) = resolve_in(child, &rest[end + 1..], budget) {
+        if let Value::Object(child) = found
+            && let Some(v) = resolve_in(child, &rest[end + 1..], budget) {
                 return Some(v);
             }
-        }
     }
     None
 }
