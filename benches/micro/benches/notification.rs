@@ -44,7 +44,9 @@ fn notification(c: &mut Criterion) {
     });
     group.bench_function("1 channel", |b| b.iter(|| per_channel(black_box(&make()), &one)));
     group.throughput(Throughput::Elements(10));
-    group.bench_function("10 channels", |b| b.iter(|| per_channel(black_box(&make()), &ten)));
+    group.bench_function("10 channels", |b| {
+        b.iter(|| per_channel(black_box(&make()), &ten))
+    });
     group.finish();
 }
 

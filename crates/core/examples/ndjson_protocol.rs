@@ -152,7 +152,9 @@ async fn accept_loop(protocol: Arc<NdjsonProtocol>, listener: TcpListener, conte
                 let protocol = protocol.clone();
                 let router = context.router.clone();
                 let shutdown = context.shutdown.clone();
-                context.tasks.spawn(serve(protocol, router, stream, peer, shutdown));
+                context
+                    .tasks
+                    .spawn(serve(protocol, router, stream, peer, shutdown));
             }
             Err(error) => {
                 tracing::warn!(%error, "Accept failed.");
@@ -174,15 +176,23 @@ async fn serve(
     let id = connection.id;
     let (outgoing, mut queue) = mpsc::channel::<Bytes>(QUEUE_CAPACITY);
     let close = shutdown.child_token();
-    protocol.clients.write().unwrap_or_else(|e| e.into_inner()).insert(
-        id,
-        Client {
-            outgoing: outgoing.clone(),
-            close: close.clone(),
-        },
-    );
+    protocol
+        .clients
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            id,
+            Client {
+                outgoing: outgoing.clone(),
+                close: close.clone(),
+            },
+        );
     if router.new_connection(connection).is_err() {
-        protocol.clients.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        protocol
+            .clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         return;
     }
 
@@ -234,7 +244,11 @@ async fn serve(
     }
     close.cancel();
     let _ = writer_task.await;
-    protocol.clients.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    protocol
+        .clients
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
     router.remove_connection(id);
 }
 
@@ -245,7 +259,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:7600".into())
         .parse()?;
     let protocol = NdjsonProtocol::new(address);
-    let router = Router::builder(CoreConfig::default()).protocol(protocol.clone()).build()?;
+    let router = Router::builder(CoreConfig::default())
+        .protocol(protocol.clone())
+        .build()?;
     router.start().await?;
     println!("listening on {}", protocol.local_addr().unwrap_or(address));
     tokio::signal::ctrl_c().await?;
@@ -316,23 +332,33 @@ mod tests {
         let mut publisher = TestClient::connect(address).await;
 
         let subscribed = subscriber
-            .query(json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c",
-                          "body":{"equals":{"kind":"alert"}},"requestId":"s1"}))
+            .query(
+                json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c",
+                          "body":{"equals":{"kind":"alert"}},"requestId":"s1"}),
+            )
             .await;
         assert_eq!(subscribed["status"], 200, "{subscribed}");
         assert_eq!(subscribed["requestId"], "s1");
-        let channel = subscribed["result"]["channel"].as_str().expect("channel").to_owned();
+        let channel = subscribed["result"]["channel"]
+            .as_str()
+            .expect("channel")
+            .to_owned();
 
         let published = publisher
-            .query(json!({"controller":"realtime","action":"publish","index":"i","collection":"c",
-                          "body":{"kind":"alert","level":3}}))
+            .query(
+                json!({"controller":"realtime","action":"publish","index":"i","collection":"c",
+                          "body":{"kind":"alert","level":3}}),
+            )
             .await;
         assert_eq!(published["result"], json!({"published": true}));
 
         let notification = subscriber.next().await.expect("notification");
         assert_eq!(notification["room"], channel);
         assert_eq!(notification["protocol"], NAME);
-        assert_eq!(notification["result"]["_source"], json!({"kind":"alert","level":3}));
+        assert_eq!(
+            notification["result"]["_source"],
+            json!({"kind":"alert","level":3})
+        );
 
         let stopped = router.shutdown(Duration::from_secs(5)).await;
         assert!(stopped, "every task ended within the grace period");
@@ -357,7 +383,10 @@ mod tests {
         config.limits.max_request_size = 64;
         let (router, address) = start(config).await;
         let mut client = TestClient::connect(address).await;
-        let big = format!("{{\"controller\":\"server\",\"action\":\"now\",\"pad\":\"{}\"}}", "x".repeat(500));
+        let big = format!(
+            "{{\"controller\":\"server\",\"action\":\"now\",\"pad\":\"{}\"}}",
+            "x".repeat(500)
+        );
         client.send(big.as_bytes()).await;
         let error = client.next().await.expect("error response");
         assert_eq!(error["status"], 413);
@@ -379,9 +408,14 @@ mod tests {
         let mut leaving = TestClient::connect(address).await;
         let mut staying = TestClient::connect(address).await;
         let subscribed = leaving
-            .query(json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{}}))
+            .query(
+                json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{}}),
+            )
             .await;
-        let room_id = subscribed["result"]["roomId"].as_str().expect("roomId").to_owned();
+        let room_id = subscribed["result"]["roomId"]
+            .as_str()
+            .expect("roomId")
+            .to_owned();
         let count = staying
             .query(json!({"controller":"realtime","action":"count","body":{"roomId":room_id}}))
             .await;

@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let error = serde_json::from_str::<CoreConfig>(r#"{"limits":{"max_requests":1}}"#).expect_err("unknown key");
+        let error =
+            serde_json::from_str::<CoreConfig>(r#"{"limits":{"max_requests":1}}"#).expect_err("unknown key");
         assert!(error.to_string().contains("max_requests"), "{error}");
     }
 }

@@ -87,10 +87,12 @@ impl Protocol for EmbeddedProtocol {
 
     fn init(self: Arc<Self>, context: ProtocolContext) -> BoxFuture<'static, Result<(), ProtocolError>> {
         Box::pin(async move {
-            self.router.set(context.router).map_err(|_| ProtocolError::Config {
-                protocol: EMBEDDED.into(),
-                message: "initialized twice".into(),
-            })
+            self.router
+                .set(context.router)
+                .map_err(|_| ProtocolError::Config {
+                    protocol: EMBEDDED.into(),
+                    message: "initialized twice".into(),
+                })
         })
     }
 

@@ -183,9 +183,7 @@ impl ApiError {
             Self::InvalidUsers => ("core.realtime.invalid_users", 400, code(0, 1, 5)),
             Self::TooManyRooms => ("core.realtime.too_many_rooms", 413, code(0, 1, 7)),
             Self::NotSubscribed { .. } => ("core.realtime.not_subscribed", 412, code(0, 1, 8)),
-            Self::Custom {
-                status, id, code, ..
-            } => (id.as_str(), *status, *code),
+            Self::Custom { status, id, code, .. } => (id.as_str(), *status, *code),
             Self::Internal(_) => ("core.fatal.unexpected_error", 500, code(0, 0, 1)),
         }
     }

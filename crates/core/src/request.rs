@@ -55,7 +55,7 @@ pub struct RequestEcho {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RejectedRequest {
     /// What could be read of the request.
-    pub echo: RequestEcho,
+    pub echo: Box<RequestEcho>,
     /// Why it was refused.
     pub error: ApiError,
 }
@@ -63,7 +63,7 @@ pub struct RejectedRequest {
 impl RejectedRequest {
     fn new(echo: &RequestEcho, error: ApiError) -> Self {
         Self {
-            echo: echo.clone(),
+            echo: Box::new(echo.clone()),
             error,
         }
     }
@@ -71,9 +71,9 @@ impl RejectedRequest {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 /// A new random request id (UUID v4).
@@ -128,7 +128,10 @@ impl Request {
         // reaches the client under its requestId.
         let request_id = take_string(&mut object, "requestId").map_err(|e| RejectedRequest::new(&echo, e))?;
         echo.request_id.clone_from(&request_id);
-        echo.controller = object.get("controller").and_then(Value::as_str).map(str::to_owned);
+        echo.controller = object
+            .get("controller")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         echo.action = object.get("action").and_then(Value::as_str).map(str::to_owned);
         let volatile = take_object(&mut object, "volatile").map_err(|e| RejectedRequest::new(&echo, e))?;
         echo.volatile.clone_from(&volatile);
@@ -300,13 +303,14 @@ mod tests {
 
     #[test]
     fn errors_echo_the_request_id() {
-        let rejected = Request::from_slice(br#"{"requestId":"abc","action":"now"}"#).expect_err("no controller");
+        let rejected =
+            Request::from_slice(br#"{"requestId":"abc","action":"now"}"#).expect_err("no controller");
         assert_eq!(rejected.error, ApiError::MissingArgument("controller".into()));
         assert_eq!(rejected.echo.request_id.as_deref(), Some("abc"));
         assert_eq!(rejected.echo.action.as_deref(), Some("now"));
 
-        let rejected =
-            Request::from_slice(br#"{"requestId":"x","controller":"a","action":"b","body":[1]}"#).expect_err("bad body");
+        let rejected = Request::from_slice(br#"{"requestId":"x","controller":"a","action":"b","body":[1]}"#)
+            .expect_err("bad body");
         assert_eq!(rejected.error.to_kuzzle().id, "api.assert.invalid_type");
         assert_eq!(rejected.echo.request_id.as_deref(), Some("x"));
     }

@@ -27,7 +27,8 @@ fn ok(response: &Response) -> &Value {
 }
 
 async fn subscribe(client: &EmbeddedClient, filter: Value, extra: Value) -> (String, String) {
-    let mut request = json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":filter});
+    let mut request =
+        json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":filter});
     if let (Some(request), Some(extra)) = (request.as_object_mut(), extra.as_object()) {
         request.extend(extra.clone());
     }
@@ -41,8 +42,10 @@ async fn subscribe(client: &EmbeddedClient, filter: Value, extra: Value) -> (Str
 
 async fn publish(client: &EmbeddedClient, body: Value) -> Response {
     client
-        .query(json!({"controller":"realtime","action":"publish","index":"i","collection":"c",
-                      "_id":"doc-1","body":body,"volatile":{"from":"test"},"requestId":"pub-1"}))
+        .query(
+            json!({"controller":"realtime","action":"publish","index":"i","collection":"c",
+                      "_id":"doc-1","body":body,"volatile":{"from":"test"},"requestId":"pub-1"}),
+        )
         .await
 }
 
@@ -83,7 +86,10 @@ async fn publish_reaches_matching_subscribers_with_contract_fields() {
                "volatile":{"from":"test"},"node":router.config().node_id,"requestId":"pub-1",
                "result":{"_id":"doc-1","_source":{"color":"red","size":3}},"room":channel})
     );
-    assert!(other.try_next_notification().is_none(), "a non-matching filter got the message");
+    assert!(
+        other.try_next_notification().is_none(),
+        "a non-matching filter got the message"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +102,12 @@ async fn equal_filters_share_a_room_and_count_follows_subscriptions() {
     assert_eq!(room_a, room_b);
     assert_eq!(ok(&count(&a, &room_a).await)["count"], 2);
     // Subscribing twice to the same room does not count twice.
-    subscribe(&a, json!({"and":[{"equals":{"x":1}},{"exists":"y"}]}), json!({"scope":"in"})).await;
+    subscribe(
+        &a,
+        json!({"and":[{"equals":{"x":1}},{"exists":"y"}]}),
+        json!({"scope":"in"}),
+    )
+    .await;
     assert_eq!(ok(&count(&a, &room_a).await)["count"], 2);
 
     drop(b);
@@ -162,7 +173,10 @@ async fn users_notifications_follow_the_users_option() {
     assert_eq!(left["action"], "unsubscribe");
     assert_eq!(left["volatile"], json!({"name":"bob"}));
     assert_eq!(left["result"]["count"], 2);
-    assert!(quiet.try_next_notification().is_none(), "users: none got a user notification");
+    assert!(
+        quiet.try_next_notification().is_none(),
+        "users: none got a user notification"
+    );
     assert_eq!(room_id.len(), 32);
 }
 
@@ -243,7 +257,10 @@ async fn list_shows_rooms_by_index_and_collection() {
         .await;
     let other_room = ok(&other)["roomId"].as_str().expect("roomId").to_owned();
     let list = a.query(json!({"controller":"realtime","action":"list"})).await;
-    assert_eq!(*ok(&list), json!({"i":{"c":{room_id:1}},"j":{"d":{other_room:1}}}));
+    assert_eq!(
+        *ok(&list),
+        json!({"i":{"c":{room_id:1}},"j":{"d":{other_room:1}}})
+    );
 }
 
 #[tokio::test]
@@ -251,17 +268,61 @@ async fn invalid_requests_get_their_errors() {
     let (_router, embedded) = start().await;
     let client = embedded.connect().expect("connect");
     let cases = [
-        (json!({"controller":"realtime","action":"subscribe","collection":"c","body":{}}), 400, "api.assert.missing_argument"),
-        (json!({"controller":"realtime","action":"subscribe","index":"i","body":{}}), 400, "api.assert.missing_argument"),
-        (json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c"}), 400, "api.assert.body_required"),
-        (json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{},"scope":"up"}), 400, "core.realtime.invalid_scope"),
-        (json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{},"users":5}), 400, "api.assert.invalid_type"),
-        (json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{"near":{"x":1}}}), 400, "api.assert.koncorde_dsl_error"),
-        (json!({"controller":"realtime","action":"publish","index":"i","collection":"c"}), 400, "api.assert.body_required"),
-        (json!({"controller":"realtime","action":"count","body":{}}), 400, "api.assert.missing_argument"),
-        (json!({"controller":"realtime","action":"unsubscribe"}), 400, "api.assert.body_required"),
-        (json!({"controller":"realtime","action":"teleport"}), 404, "api.process.action_not_found"),
-        (json!({"controller":"nothing","action":"now"}), 404, "api.process.controller_not_found"),
+        (
+            json!({"controller":"realtime","action":"subscribe","collection":"c","body":{}}),
+            400,
+            "api.assert.missing_argument",
+        ),
+        (
+            json!({"controller":"realtime","action":"subscribe","index":"i","body":{}}),
+            400,
+            "api.assert.missing_argument",
+        ),
+        (
+            json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c"}),
+            400,
+            "api.assert.body_required",
+        ),
+        (
+            json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{},"scope":"up"}),
+            400,
+            "core.realtime.invalid_scope",
+        ),
+        (
+            json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{},"users":5}),
+            400,
+            "api.assert.invalid_type",
+        ),
+        (
+            json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{"near":{"x":1}}}),
+            400,
+            "api.assert.koncorde_dsl_error",
+        ),
+        (
+            json!({"controller":"realtime","action":"publish","index":"i","collection":"c"}),
+            400,
+            "api.assert.body_required",
+        ),
+        (
+            json!({"controller":"realtime","action":"count","body":{}}),
+            400,
+            "api.assert.missing_argument",
+        ),
+        (
+            json!({"controller":"realtime","action":"unsubscribe"}),
+            400,
+            "api.assert.body_required",
+        ),
+        (
+            json!({"controller":"realtime","action":"teleport"}),
+            404,
+            "api.process.action_not_found",
+        ),
+        (
+            json!({"controller":"nothing","action":"now"}),
+            404,
+            "api.process.controller_not_found",
+        ),
         (json!({"action":"now"}), 400, "api.assert.missing_argument"),
         (json!([1, 2]), 400, "api.assert.invalid_argument"),
     ];

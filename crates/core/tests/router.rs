@@ -39,7 +39,11 @@ impl Controller for Greeter {
                     Ok(json!({"greeting": format!("Hello, {name}!"), "protocol": call.connection.protocol}))
                 }
                 "wait" => {
-                    let permit = self.release.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+                    let permit = self
+                        .release
+                        .acquire()
+                        .await
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
                     permit.forget();
                     Ok(json!({"waited": true}))
                 }
@@ -79,17 +83,26 @@ async fn custom_controllers_answer_and_fail_in_kuzzle_terms() {
         .await;
     assert_eq!(hello.status, 200);
     assert_eq!(hello.request_id, "h");
-    assert_eq!(hello.result, json!({"greeting":"Hello, Ada!","protocol":"embedded"}));
+    assert_eq!(
+        hello.result,
+        json!({"greeting":"Hello, Ada!","protocol":"embedded"})
+    );
 
-    let teapot = client.query(json!({"controller":"greeter","action":"fail"})).await;
+    let teapot = client
+        .query(json!({"controller":"greeter","action":"fail"}))
+        .await;
     assert_eq!(teapot.status, 418);
     assert_eq!(teapot.error.expect("error").id, "plugin.greeter.teapot");
 
-    let unknown = client.query(json!({"controller":"greeter","action":"dance"})).await;
+    let unknown = client
+        .query(json!({"controller":"greeter","action":"dance"}))
+        .await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.error.expect("error").id, "api.process.action_not_found");
 
-    let poke = client.query(json!({"controller":"greeter","action":"poke"})).await;
+    let poke = client
+        .query(json!({"controller":"greeter","action":"poke"}))
+        .await;
     assert_eq!(poke.result, json!({"delivered": true}));
     let message = client.try_next_notification().expect("notified");
     assert_eq!(&*message.channel, "pokes");
@@ -110,14 +123,22 @@ async fn a_custom_controller_cannot_replace_a_builtin_one() {
             Box::pin(async { Ok(Value::Null) })
         }
     }
-    let built = Router::builder(CoreConfig::default()).controller(Impostor).build();
-    assert_eq!(built.err(), Some(BuildError::DuplicateController("realtime".into())));
+    let built = Router::builder(CoreConfig::default())
+        .controller(Impostor)
+        .build();
+    assert_eq!(
+        built.err(),
+        Some(BuildError::DuplicateController("realtime".into()))
+    );
 
     let twice = Router::builder(CoreConfig::default())
         .protocol(EmbeddedProtocol::new(1))
         .protocol(EmbeddedProtocol::new(1))
         .build();
-    assert_eq!(twice.err(), Some(BuildError::DuplicateProtocol("embedded".into())));
+    assert_eq!(
+        twice.err(),
+        Some(BuildError::DuplicateProtocol("embedded".into()))
+    );
 }
 
 #[tokio::test]
@@ -130,17 +151,24 @@ async fn server_controller_actions() {
     let now = now.result["now"].as_u64().expect("now");
     assert!(now >= before && now < before + 60_000);
 
-    let health = client.query(json!({"controller":"server","action":"healthCheck"})).await;
+    let health = client
+        .query(json!({"controller":"server","action":"healthCheck"}))
+        .await;
     assert_eq!(health.result["status"], "green");
 
-    let api = client.query(json!({"controller":"server","action":"publicApi"})).await;
+    let api = client
+        .query(json!({"controller":"server","action":"publicApi"}))
+        .await;
     assert_eq!(
         api.result["realtime"]["publish"]["http"],
         json!([{"verb":"POST","path":"/:index/:collection/_publish","url":"/:index/:collection/_publish"}])
     );
     assert_eq!(api.result["server"]["now"]["http"][0]["path"], "/_now");
     assert_eq!(api.result["greeter"]["hello"]["http"][0]["path"], "/_hello/:name");
-    assert_eq!(api.result["greeter"]["wait"], json!({"controller":"greeter","action":"wait"}));
+    assert_eq!(
+        api.result["greeter"]["wait"],
+        json!({"controller":"greeter","action":"wait"})
+    );
 
     let info = client.query(json!({"controller":"server","action":"info"})).await;
     let kuzzle = &info.result["serverInfo"]["kuzzle"];
@@ -149,8 +177,16 @@ async fn server_controller_actions() {
     assert_eq!(kuzzle["api"]["routes"], api.result);
 
     let routes = router.http_routes();
-    assert!(routes.iter().any(|(c, a, r)| *c == "server" && *a == "info" && r.path == "/"));
-    assert!(routes.iter().any(|(c, a, r)| *c == "greeter" && *a == "hello" && r.verb == "GET"));
+    assert!(
+        routes
+            .iter()
+            .any(|(c, a, r)| *c == "server" && *a == "info" && r.path == "/")
+    );
+    assert!(
+        routes
+            .iter()
+            .any(|(c, a, r)| *c == "greeter" && *a == "hello" && r.verb == "GET")
+    );
 }
 
 #[tokio::test]
@@ -164,7 +200,11 @@ async fn a_full_request_buffer_answers_overloaded() {
     // One request executes, one waits in the buffer...
     let running = tokio::spawn({
         let client = client.clone();
-        async move { client.query(json!({"controller":"greeter","action":"wait"})).await }
+        async move {
+            client
+                .query(json!({"controller":"greeter","action":"wait"}))
+                .await
+        }
     });
     let waiting = tokio::spawn({
         let client = client.clone();
@@ -173,7 +213,9 @@ async fn a_full_request_buffer_answers_overloaded() {
     // ... until both are in place, the third is refused.
     let mut refused = None;
     for _ in 0..100 {
-        let third = client.query(json!({"controller":"server","action":"now","requestId":"third"})).await;
+        let third = client
+            .query(json!({"controller":"server","action":"now","requestId":"third"}))
+            .await;
         if third.status == 503 {
             refused = Some(third);
             break;
@@ -188,7 +230,13 @@ async fn a_full_request_buffer_answers_overloaded() {
     assert_eq!(running.await.expect("task").result, json!({"waited": true}));
     assert_eq!(waiting.await.expect("task").status, 200);
     // Room again once the buffer drained.
-    assert_eq!(client.query(json!({"controller":"server","action":"now"})).await.status, 200);
+    assert_eq!(
+        client
+            .query(json!({"controller":"server","action":"now"}))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -211,10 +259,16 @@ async fn oversized_payloads_are_refused_before_parsing() {
     config.limits.max_request_size = 48;
     let (router, embedded, _) = start(config).await;
     let client = embedded.connect().expect("connect");
-    let payload = format!(r#"{{"controller":"server","action":"now","x":"{}"}}"#, "y".repeat(64));
+    let payload = format!(
+        r#"{{"controller":"server","action":"now","x":"{}"}}"#,
+        "y".repeat(64)
+    );
     let response = router.execute_payload(client.id(), payload.as_bytes()).await;
     assert_eq!(response.status, 413);
-    assert_eq!(response.error.expect("error").id, "network.entrypoint.request_too_large");
+    assert_eq!(
+        response.error.expect("error").id,
+        "network.entrypoint.request_too_large"
+    );
     let small = router
         .execute_payload(client.id(), br#"{"controller":"server","action":"now"}"#)
         .await;

@@ -94,7 +94,9 @@ fn unsubscribe(
     request: &Request,
 ) -> Result<Value, ApiError> {
     let room_id = request.require_body_string("roomId")?;
-    let event = router.rooms().unsubscribe(router.protocols(), subscriber, room_id)?;
+    let event = router
+        .rooms()
+        .unsubscribe(router.protocols(), subscriber, room_id)?;
     if let Some(event) = &event {
         router.send_user_event(event, &request.action, &connection.protocol);
     }

@@ -165,8 +165,9 @@ impl Atom {
             Atom::Range(_, r) => v.as_f64().is_some_and(|x| r.contains(x)),
             Atom::Regexp(_, p) => v.as_str().is_some_and(|s| p.regex.is_match(s)),
             Atom::Geo(_, shape) => geo::to_point(v).is_some_and(|p| shape.contains(p)),
-            Atom::Select(_, sel) => select_element(v, sel.index)
-                .is_some_and(|e| eval::eval(&sel.query, &Doc::single("value", e))),
+            Atom::Select(_, sel) => {
+                select_element(v, sel.index).is_some_and(|e| eval::eval(&sel.query, &Doc::single("value", e)))
+            }
             Atom::Match(_) => false,
         }
     }

@@ -34,24 +34,75 @@ pub(crate) enum Shape {
     /// `geoBoundingBox`.
     BoundingBox(Bounds),
     /// `geoDistance`: points at most `radius` meters away from `center`.
-    Circle { center: Point, radius: f64 },
+    Circle { center: Center, radius: f64 },
     /// `geoDistanceRange`: points between `from` and `to` meters away from `center`.
-    Annulus { center: Point, from: f64, to: f64 },
+    Annulus { center: Center, from: f64, to: f64 },
     /// `geoPolygon`: a closed polygon (the last point links back to the first).
     Polygon(Vec<Point>),
+}
+
+/// The center of a circle, with what distance tests need precomputed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Center {
+    pub(crate) point: Point,
+    cos_lat: f64,
+}
+
+impl Center {
+    pub(crate) fn new(point: Point) -> Self {
+        Center {
+            point,
+            cos_lat: point.lat.to_radians().cos(),
+        }
+    }
+
+    /// The haversine term of the distance to `p` (monotonic in the distance).
+    fn haversine(&self, p: &Located) -> f64 {
+        let dlat = (p.point.lat - self.point.lat).to_radians();
+        let dlon = (p.point.lon - self.point.lon).to_radians();
+        (dlat / 2.0).sin().powi(2) + self.cos_lat * p.cos_lat * (dlon / 2.0).sin().powi(2)
+    }
+}
+
+/// The haversine term matching a distance in meters.
+fn haversine_of(meters: f64) -> f64 {
+    let half_angle = (meters / EARTH_RADIUS_M / 2.0).min(std::f64::consts::FRAC_PI_2);
+    half_angle.sin().powi(2)
+}
+
+/// A point being tested, with its latitude cosine computed once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Located {
+    pub(crate) point: Point,
+    cos_lat: f64,
+}
+
+impl Located {
+    pub(crate) fn new(point: Point) -> Self {
+        Located {
+            point,
+            cos_lat: point.lat.to_radians().cos(),
+        }
+    }
 }
 
 impl Shape {
     /// Whether `p` lies inside the shape or on its border.
     pub(crate) fn contains(&self, p: Point) -> bool {
+        self.contains_at(&Located::new(p))
+    }
+
+    /// [`Shape::contains`] for a point whose trigonometry is precomputed.
+    pub(crate) fn contains_at(&self, l: &Located) -> bool {
+        let p = l.point;
         match self {
             Shape::BoundingBox(b) => {
                 p.lat >= b.lat_min && p.lat <= b.lat_max && p.lon >= b.lon_min && p.lon <= b.lon_max
             }
-            Shape::Circle { center, radius } => distance(*center, p) <= *radius,
+            Shape::Circle { center, radius } => center.haversine(l) <= haversine_of(*radius),
             Shape::Annulus { center, from, to } => {
-                let d = distance(*center, p);
-                d >= *from && d <= *to
+                let h = center.haversine(l);
+                h >= haversine_of(*from) && h <= haversine_of(*to)
             }
             Shape::Polygon(points) => polygon_covers(points, p),
         }
@@ -62,8 +113,8 @@ impl Shape {
     pub(crate) fn bounds(&self) -> Option<Bounds> {
         match self {
             Shape::BoundingBox(b) => Some(*b),
-            Shape::Circle { center, radius } => circle_bounds(*center, *radius),
-            Shape::Annulus { center, to, .. } => circle_bounds(*center, *to),
+            Shape::Circle { center, radius } => circle_bounds(center.point, *radius),
+            Shape::Annulus { center, to, .. } => circle_bounds(center.point, *to),
             Shape::Polygon(points) => {
                 let mut b = Bounds {
                     lat_min: f64::INFINITY,
@@ -97,13 +148,13 @@ impl Shape {
             }
             Shape::Circle { center, radius } => {
                 out.push_str("circle:");
-                for v in [center.lat, center.lon, *radius] {
+                for v in [center.point.lat, center.point.lon, *radius] {
                     num(out, v);
                 }
             }
             Shape::Annulus { center, from, to } => {
                 out.push_str("annulus:");
-                for v in [center.lat, center.lon, *from, *to] {
+                for v in [center.point.lat, center.point.lon, *from, *to] {
                     num(out, v);
                 }
             }
@@ -121,15 +172,6 @@ impl Shape {
 /// The bit pattern of a float, with `-0.0` folded onto `0.0`.
 pub(crate) fn norm_bits(v: f64) -> u64 {
     if v == 0.0 { 0 } else { v.to_bits() }
-}
-
-/// Great-circle (haversine) distance between two points, in meters.
-pub(crate) fn distance(a: Point, b: Point) -> f64 {
-    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
-    let dlat = la2 - la1;
-    let dlon = (b.lon - a.lon).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
 }
 
 fn circle_bounds(center: Point, radius: f64) -> Option<Bounds> {
@@ -389,9 +431,10 @@ fn unit_factor(unit: &str) -> Option<f64> {
     ];
     for (prefix, f) in LONG {
         if let Some(rest) = unit.strip_prefix(prefix)
-            && let Some(b) = base_unit(rest) {
-                return Some(f * b);
-            }
+            && let Some(b) = base_unit(rest)
+        {
+            return Some(f * b);
+        }
     }
     // Short SI prefixes, on meters only ("km", "cm", "mm", "dam", ...).
     const SHORT: &[(&str, f64)] = &[

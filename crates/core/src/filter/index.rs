@@ -37,12 +37,17 @@ struct AtomSlot {
     def: AtomDef,
     /// Field index slot (`None` for document-level atoms).
     field: Option<u32>,
-    /// Subfilters holding this atom positively.
-    pos_subs: Vec<u32>,
-    /// Negation-only subfilters holding this atom (negated).
-    neg_only_subs: Vec<u32>,
     /// Number of subfilters using the atom.
     users: u32,
+}
+
+/// Matching-time data of an atom, kept apart from the cold parts.
+#[derive(Debug, Default)]
+struct AtomHot {
+    /// Subfilters holding this atom positively.
+    pos_subs: IdList,
+    /// Negation-only subfilters holding this atom (negated).
+    neg_only_subs: IdList,
 }
 
 #[derive(Debug)]
@@ -51,16 +56,85 @@ struct SubSlot {
     /// Literals as (atom slot, negated).
     lits: Box<[(u32, bool)]>,
     n_pos: u32,
-    neg_atoms: Box<[u32]>,
-    filters: Vec<u32>,
     /// Position in the negation-only list, or `NOT_LISTED`.
     neg_only_pos: usize,
 }
 
+/// Matching-time data of a subfilter.
+#[derive(Debug, Default)]
+struct SubHot {
+    n_pos: u32,
+    /// Atoms held negated (only for subfilters with a positive literal).
+    neg_atoms: Box<[u32]>,
+    /// Filters holding this subfilter.
+    filters: IdList,
+}
+
 #[derive(Debug)]
 struct FilterSlot {
-    id: FilterId,
     subs: Box<[u32]>,
+}
+
+/// A list of ids, stored inline while it holds a single one.
+#[derive(Debug, Default)]
+enum IdList {
+    #[default]
+    Empty,
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl IdList {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            IdList::Empty => &[],
+            IdList::One(x) => std::slice::from_ref(x),
+            IdList::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, x: u32) {
+        *self = match std::mem::take(self) {
+            IdList::Empty => IdList::One(x),
+            IdList::One(y) => IdList::Many(vec![y, x]),
+            IdList::Many(mut v) => {
+                v.push(x);
+                IdList::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, x: u32) {
+        match self {
+            IdList::Empty => {}
+            IdList::One(y) => {
+                if *y == x {
+                    *self = IdList::Empty;
+                }
+            }
+            IdList::Many(v) => {
+                swap_remove_value(v, x);
+                match v.as_slice() {
+                    [] => *self = IdList::Empty,
+                    [one] => *self = IdList::One(*one),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, IdList::Empty)
+    }
+}
+
+/// Grows `v` so that index `i` exists, and returns that element.
+fn slot_mut<T: Default>(v: &mut Vec<T>, i: u32) -> &mut T {
+    let i = i as usize;
+    if v.len() <= i {
+        v.resize_with(i + 1, T::default);
+    }
+    &mut v[i]
 }
 
 #[derive(Debug)]
@@ -127,6 +201,9 @@ impl<T> Slab<T> {
 #[derive(Debug, Default)]
 pub(crate) struct Collection {
     atoms: Slab<AtomSlot>,
+    atom_hot: Vec<AtomHot>,
+    sub_hot: Vec<SubHot>,
+    filter_ids: Vec<Option<FilterId>>,
     atom_ids: HashMap<Box<str>, u32>,
     subs: Slab<SubSlot>,
     sub_ids: HashMap<Box<str>, u32>,
@@ -151,10 +228,8 @@ impl Collection {
 
     /// Stores a filter; returns its slot.
     pub(crate) fn add(&mut self, id: FilterId, dnf: &Dnf) -> u32 {
-        let slot = self.filters.insert(FilterSlot {
-            id,
-            subs: Box::new([]),
-        });
+        let slot = self.filters.insert(FilterSlot { subs: Box::new([]) });
+        *slot_mut(&mut self.filter_ids, slot) = Some(id);
         let mut subs = Vec::with_capacity(dnf.clauses.len());
         let mut key = String::new();
         for clause in &dnf.clauses {
@@ -164,9 +239,7 @@ impl Collection {
                 Some(&sid) => sid,
                 None => self.add_sub(&key, dnf, clause),
             };
-            if let Some(s) = self.subs.get_mut(sid) {
-                s.filters.push(slot);
-            }
+            slot_mut(&mut self.sub_hot, sid).filters.push(slot);
             subs.push(sid);
         }
         if let Some(f) = self.filters.get_mut(slot) {
@@ -187,17 +260,19 @@ impl Collection {
             key: key.into(),
             lits: lits.clone().into_boxed_slice(),
             n_pos: u32::try_from(n_pos).unwrap_or(u32::MAX),
-            neg_atoms: if n_pos > 0 { neg_atoms } else { Box::new([]) },
-            filters: Vec::new(),
             neg_only_pos: NOT_LISTED,
         });
+        *slot_mut(&mut self.sub_hot, sid) = SubHot {
+            n_pos: u32::try_from(n_pos).unwrap_or(u32::MAX),
+            neg_atoms: if n_pos > 0 { neg_atoms } else { Box::new([]) },
+            filters: IdList::Empty,
+        };
         for &(a, neg) in &lits {
-            if let Some(atom) = self.atoms.get_mut(a) {
-                if !neg {
-                    atom.pos_subs.push(sid);
-                } else if n_pos == 0 {
-                    atom.neg_only_subs.push(sid);
-                }
+            let hot = slot_mut(&mut self.atom_hot, a);
+            if !neg {
+                hot.pos_subs.push(sid);
+            } else if n_pos == 0 {
+                hot.neg_only_subs.push(sid);
             }
         }
         if n_pos == 0 {
@@ -220,10 +295,9 @@ impl Collection {
         let a = self.atoms.insert(AtomSlot {
             def: def.clone(),
             field: None,
-            pos_subs: Vec::new(),
-            neg_only_subs: Vec::new(),
             users: 1,
         });
+        *slot_mut(&mut self.atom_hot, a) = AtomHot::default();
         self.atom_ids.insert(def.key.clone(), a);
         let field = def.atom.field().map(|f| self.index_atom(f, &def.atom, a));
         match field {
@@ -285,7 +359,9 @@ impl Collection {
             swap_remove_value(&mut self.doc_atoms, a);
             return;
         };
-        let Some(field) = self.fields.get_mut(fid) else { return };
+        let Some(field) = self.fields.get_mut(fid) else {
+            return;
+        };
         match &slot.def.atom {
             Atom::Equals(_, s) => field.equals.remove(s),
             Atom::Exists(_) => field.exists = None,
@@ -309,29 +385,40 @@ impl Collection {
 
     /// Removes a stored filter by slot.
     pub(crate) fn remove(&mut self, slot: u32) {
-        let Some(filter) = self.filters.remove(slot) else { return };
+        let Some(filter) = self.filters.remove(slot) else {
+            return;
+        };
+        if let Some(id) = self.filter_ids.get_mut(slot as usize) {
+            *id = None;
+        }
         self.live_filters -= 1;
         for &sid in filter.subs.iter() {
-            let Some(sub) = self.subs.get_mut(sid) else { continue };
-            swap_remove_value(&mut sub.filters, slot);
-            if !sub.filters.is_empty() {
+            let Some(hot) = self.sub_hot.get_mut(sid as usize) else {
+                continue;
+            };
+            hot.filters.remove(slot);
+            if !hot.filters.is_empty() {
                 continue;
             }
-            let Some(sub) = self.subs.remove(sid) else { continue };
+            *hot = SubHot::default();
+            let Some(sub) = self.subs.remove(sid) else {
+                continue;
+            };
             self.sub_ids.remove(&sub.key);
             if sub.neg_only_pos != NOT_LISTED {
                 self.neg_only.swap_remove(sub.neg_only_pos);
                 if let Some(&moved) = self.neg_only.get(sub.neg_only_pos)
-                    && let Some(m) = self.subs.get_mut(moved) {
-                        m.neg_only_pos = sub.neg_only_pos;
-                    }
+                    && let Some(m) = self.subs.get_mut(moved)
+                {
+                    m.neg_only_pos = sub.neg_only_pos;
+                }
             }
             for &(a, neg) in sub.lits.iter() {
-                if let Some(atom) = self.atoms.get_mut(a) {
+                if let Some(hot) = self.atom_hot.get_mut(a as usize) {
                     if !neg {
-                        swap_remove_value(&mut atom.pos_subs, sid);
+                        hot.pos_subs.remove(sid);
                     } else if sub.n_pos == 0 {
-                        swap_remove_value(&mut atom.neg_only_subs, sid);
+                        hot.neg_only_subs.remove(sid);
                     }
                 }
                 self.release_atom(a);
@@ -354,7 +441,11 @@ impl Collection {
     }
 
     fn run(&self, doc: &Doc<'_>, s: &mut Scratch, out: &mut Vec<FilterId>) {
-        s.begin(self.atoms.capacity(), self.subs.capacity(), self.filters.capacity());
+        s.begin(
+            self.atoms.capacity(),
+            self.subs.capacity(),
+            self.filters.capacity(),
+        );
         let epoch = s.epoch;
         let mut true_atoms = std::mem::take(&mut s.true_atoms);
         true_atoms.clear();
@@ -373,9 +464,10 @@ impl Collection {
                     mark(a);
                 }
                 if !field.equals.is_empty()
-                    && let Some(a) = field.equals.get(v) {
-                        mark(a);
-                    }
+                    && let Some(a) = field.equals.get(v)
+                {
+                    mark(a);
+                }
                 match v {
                     Value::Array(items) if !field.array_has.is_empty() => {
                         for item in items {
@@ -399,11 +491,16 @@ impl Collection {
                     _ => {}
                 }
                 if !field.geo.is_empty()
-                    && let Some(p) = geo::to_point(v) {
-                        field.geo.query(p, &mut mark);
-                    }
+                    && let Some(p) = geo::to_point(v)
+                {
+                    field.geo.query(p, &mut mark);
+                }
                 for &a in &field.selects {
-                    if self.atoms.get(a).is_some_and(|slot| slot.def.atom.eval_value(Some(v))) {
+                    if self
+                        .atoms
+                        .get(a)
+                        .is_some_and(|slot| slot.def.atom.eval_value(Some(v)))
+                    {
                         mark(a);
                     }
                 }
@@ -415,42 +512,50 @@ impl Collection {
             }
         }
         for &a in &true_atoms {
-            let Some(atom) = self.atoms.get(a) else { continue };
-            for &sid in &atom.pos_subs {
-                let counter = &mut s.sub_count[sid as usize];
-                let count = if (*counter >> 32) as u32 == epoch {
-                    (*counter as u32) + 1
-                } else {
-                    1
+            let Some(hot) = self.atom_hot.get(a as usize) else {
+                continue;
+            };
+            for &sid in hot.pos_subs.as_slice() {
+                let Some(sub) = self.sub_hot.get(sid as usize) else {
+                    continue;
                 };
-                *counter = (u64::from(epoch) << 32) | u64::from(count);
-                let Some(sub) = self.subs.get(sid) else { continue };
-                if count == sub.n_pos
-                    && sub.neg_atoms.iter().all(|&n| s.atom_mark[n as usize] != epoch)
-                {
+                if sub.n_pos > 1 {
+                    let counter = &mut s.sub_count[sid as usize];
+                    let count = if (*counter >> 32) as u32 == epoch {
+                        (*counter as u32) + 1
+                    } else {
+                        1
+                    };
+                    *counter = (u64::from(epoch) << 32) | u64::from(count);
+                    if count != sub.n_pos {
+                        continue;
+                    }
+                }
+                if sub.neg_atoms.iter().all(|&n| s.atom_mark[n as usize] != epoch) {
                     self.emit(sub, epoch, &mut s.filter_mark, out);
                 }
             }
-            for &sid in &atom.neg_only_subs {
+            for &sid in hot.neg_only_subs.as_slice() {
                 s.sub_kill[sid as usize] = epoch;
             }
         }
         for &sid in &self.neg_only {
             if s.sub_kill[sid as usize] != epoch
-                && let Some(sub) = self.subs.get(sid) {
-                    self.emit(sub, epoch, &mut s.filter_mark, out);
-                }
+                && let Some(sub) = self.sub_hot.get(sid as usize)
+            {
+                self.emit(sub, epoch, &mut s.filter_mark, out);
+            }
         }
         s.true_atoms = true_atoms;
     }
 
-    fn emit(&self, sub: &SubSlot, epoch: u32, filter_mark: &mut [u32], out: &mut Vec<FilterId>) {
-        for &f in &sub.filters {
+    fn emit(&self, sub: &SubHot, epoch: u32, filter_mark: &mut [u32], out: &mut Vec<FilterId>) {
+        for &f in sub.filters.as_slice() {
             let m = &mut filter_mark[f as usize];
             if *m != epoch {
                 *m = epoch;
-                if let Some(filter) = self.filters.get(f) {
-                    out.push(filter.id.clone());
+                if let Some(Some(id)) = self.filter_ids.get(f as usize) {
+                    out.push(id.clone());
                 }
             }
         }

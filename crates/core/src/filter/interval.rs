@@ -22,7 +22,9 @@ struct Entry {
 
 impl Entry {
     fn new(r: &Range, id: u32) -> Self {
-        let (lo, lo_incl) = r.low.map_or((f64::NEG_INFINITY, true), |b| (b.value, b.inclusive));
+        let (lo, lo_incl) = r
+            .low
+            .map_or((f64::NEG_INFINITY, true), |b| (b.value, b.inclusive));
         let (hi, hi_incl) = r.high.map_or((f64::INFINITY, true), |b| (b.value, b.inclusive));
         Entry {
             lo,
@@ -111,6 +113,7 @@ impl IntervalIndex {
             .collect();
         ends.sort_by(f64::total_cmp);
         let center = ends.get(ends.len() / 2).copied().unwrap_or(0.0);
+        let total = entries.len();
         let (mut here, mut left, mut right) = (Vec::new(), Vec::new(), Vec::new());
         for e in entries {
             if e.hi < center {
@@ -120,6 +123,12 @@ impl IntervalIndex {
             } else {
                 here.push(e);
             }
+        }
+        if left.len() == total || right.len() == total {
+            // Only possible with empty intervals (low above high): keep
+            // them here, where queries check each one exactly.
+            here.append(&mut left);
+            here.append(&mut right);
         }
         let mut by_lo = here.clone();
         by_lo.sort_by(|a, b| a.lo.total_cmp(&b.lo));
@@ -148,12 +157,13 @@ impl IntervalIndex {
         let mut cur = self.root;
         while let Some(node) = self.nodes.get(cur as usize) {
             if x < node.center {
-                // Every interval here reaches at least `center` > x.
+                // Intervals here reach `center` > x: only low bounds matter,
+                // the scan stops at the first one above x.
                 for e in &node.by_lo {
                     if e.lo > x {
                         break;
                     }
-                    if (e.lo < x || e.lo_incl) && live(e.id) {
+                    if e.contains(x) && live(e.id) {
                         hit(e.id);
                     }
                 }
@@ -163,7 +173,7 @@ impl IntervalIndex {
                     if e.hi < x {
                         break;
                     }
-                    if (e.hi > x || e.hi_incl) && live(e.id) {
+                    if e.contains(x) && live(e.id) {
                         hit(e.id);
                     }
                 }

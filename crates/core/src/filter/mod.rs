@@ -188,13 +188,7 @@ impl FilterEngine {
     ///
     /// Nested fields are reached with dotted paths (`a.b.c`); arrays are not
     /// traversed. A non-object document is treated as an empty object.
-    pub fn test(
-        &self,
-        index: &str,
-        collection: &str,
-        document: &Value,
-        id: Option<&str>,
-    ) -> Vec<FilterId> {
+    pub fn test(&self, index: &str, collection: &str, document: &Value, id: Option<&str>) -> Vec<FilterId> {
         let Some(coll) = self.collections.get(index).and_then(|c| c.get(collection)) else {
             return Vec::new();
         };

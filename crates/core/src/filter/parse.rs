@@ -166,8 +166,16 @@ fn json_depth(v: &Value, depth: usize) -> usize {
         return depth;
     }
     match v {
-        Value::Array(a) => a.iter().map(|e| json_depth(e, depth + 1)).max().unwrap_or(depth + 1),
-        Value::Object(o) => o.values().map(|e| json_depth(e, depth + 1)).max().unwrap_or(depth + 1),
+        Value::Array(a) => a
+            .iter()
+            .map(|e| json_depth(e, depth + 1))
+            .max()
+            .unwrap_or(depth + 1),
+        Value::Object(o) => o
+            .values()
+            .map(|e| json_depth(e, depth + 1))
+            .max()
+            .unwrap_or(depth + 1),
         _ => depth,
     }
 }
@@ -224,16 +232,17 @@ fn expect_object<'a>(v: &'a Value, path: &str, properties: Option<usize>) -> Res
         .as_object()
         .ok_or_else(|| FilterError::invalid(path, "must be an object"))?;
     if let Some(n) = properties
-        && obj.len() != n {
-            return Err(FilterError::invalid(
-                path,
-                format!(
-                    "expected object to have exactly {n} propert{}, got {}",
-                    if n > 1 { "ies" } else { "y" },
-                    obj.len()
-                ),
-            ));
-        }
+        && obj.len() != n
+    {
+        return Err(FilterError::invalid(
+            path,
+            format!(
+                "expected object to have exactly {n} propert{}, got {}",
+                if n > 1 { "ies" } else { "y" },
+                obj.len()
+            ),
+        ));
+    }
     Ok(obj)
 }
 
@@ -321,7 +330,10 @@ fn parse_range(arg: &Value, path: &str) -> Result<Node> {
     if spec.is_empty() {
         return Err(FilterError::invalid(&fpath, "must be a non-empty object"));
     }
-    let mut range = Range { low: None, high: None };
+    let mut range = Range {
+        low: None,
+        high: None,
+    };
     for k in spec.keys() {
         if !["gt", "gte", "lt", "lte"].contains(&k.as_str()) {
             return Err(FilterError::invalid(
@@ -351,12 +363,13 @@ fn parse_range(arg: &Value, path: &str) -> Result<Node> {
         }
     }
     if let (Some(l), Some(h)) = (range.low, range.high)
-        && h.value <= l.value {
-            return Err(FilterError::invalid(
-                &fpath,
-                "lower boundary must be strictly inferior to the upper one",
-            ));
-        }
+        && h.value <= l.value
+    {
+        return Err(FilterError::invalid(
+            &fpath,
+            "lower boundary must be strictly inferior to the upper one",
+        ));
+    }
     Ok(Node::Leaf(Atom::Range(FieldPath::new(field), range)))
 }
 
@@ -382,7 +395,10 @@ fn parse_regexp(arg: &Value, path: &str) -> Result<Node> {
                 None | Some(Value::Null) => "",
                 Some(Value::String(s)) => s.as_str(),
                 Some(_) => {
-                    return Err(FilterError::invalid(&join(Some(&fpath), "flags"), "must be a string"));
+                    return Err(FilterError::invalid(
+                        &join(Some(&fpath), "flags"),
+                        "must be a string",
+                    ));
                 }
             };
             (value, flags)
@@ -435,24 +451,38 @@ fn parse_bbox(arg: &Value, path: &str) -> Result<Node> {
     {
         let mut n = [0.0; 4];
         for (slot, v) in n.iter_mut().zip(sides) {
-            *slot = v.and_then(geo::number_of).filter(|f| !f.is_nan()).ok_or_else(|| {
-                FilterError::invalid(
-                    &fpath,
-                    format!("unrecognized geoBoundingBox format: {}", Value::Object(spec.clone())),
-                )
-            })?;
+            *slot = v
+                .and_then(geo::number_of)
+                .filter(|f| !f.is_nan())
+                .ok_or_else(|| {
+                    FilterError::invalid(
+                        &fpath,
+                        format!(
+                            "unrecognized geoBoundingBox format: {}",
+                            Value::Object(spec.clone())
+                        ),
+                    )
+                })?;
         }
         (n[0], n[1], n[2], n[3])
     } else {
         let tl = get("topLeft").and_then(geo::to_point).ok_or_else(unrecognized)?;
-        let br = get("bottomRight").and_then(geo::to_point).ok_or_else(unrecognized)?;
+        let br = get("bottomRight")
+            .and_then(geo::to_point)
+            .ok_or_else(unrecognized)?;
         (tl.lat, tl.lon, br.lat, br.lon)
     };
     if bottom >= top {
-        return Err(FilterError::invalid(&fpath, "bottom must be strictly lower than top"));
+        return Err(FilterError::invalid(
+            &fpath,
+            "bottom must be strictly lower than top",
+        ));
     }
     if left >= right {
-        return Err(FilterError::invalid(&fpath, "left must be strictly lower than right"));
+        return Err(FilterError::invalid(
+            &fpath,
+            "left must be strictly lower than right",
+        ));
     }
     Ok(Node::Leaf(Atom::Geo(
         FieldPath::new(field),
@@ -477,8 +507,8 @@ fn center_of<'a>(obj: &'a Map<String, Value>, skip: &[&str], path: &str) -> Resu
         .iter()
         .find(|(k, _)| !skip.contains(&k.as_str()))
         .ok_or_else(|| FilterError::invalid(path, "missing the geopoint field"))?;
-    let point =
-        geo::to_point(v).ok_or_else(|| FilterError::invalid(&join(Some(path), field), "unrecognized point format"))?;
+    let point = geo::to_point(v)
+        .ok_or_else(|| FilterError::invalid(&join(Some(path), field), "unrecognized point format"))?;
     Ok((field, point))
 }
 
@@ -491,7 +521,10 @@ fn parse_geo_distance(arg: &Value, path: &str) -> Result<Node> {
     let (field, center) = center_of(obj, &["distance"], path)?;
     Ok(Node::Leaf(Atom::Geo(
         FieldPath::new(field),
-        Shape::Circle { center, radius },
+        Shape::Circle {
+            center: geo::Center::new(center),
+            radius,
+        },
     )))
 }
 
@@ -499,18 +532,28 @@ fn parse_geo_distance_range(arg: &Value, path: &str) -> Result<Node> {
     let obj = expect_object(arg, path, Some(3))?;
     for k in ["from", "to"] {
         if !obj.contains_key(k) {
-            return Err(FilterError::invalid(path, format!("the property \"{k}\" is missing")));
+            return Err(FilterError::invalid(
+                path,
+                format!("the property \"{k}\" is missing"),
+            ));
         }
     }
     let from = distance_of(obj, "from", path)?;
     let to = distance_of(obj, "to", path)?;
     if from >= to {
-        return Err(FilterError::invalid(path, "inner radius must be smaller than outer radius"));
+        return Err(FilterError::invalid(
+            path,
+            "inner radius must be smaller than outer radius",
+        ));
     }
     let (field, center) = center_of(obj, &["from", "to"], path)?;
     Ok(Node::Leaf(Atom::Geo(
         FieldPath::new(field),
-        Shape::Annulus { center, from, to },
+        Shape::Annulus {
+            center: geo::Center::new(center),
+            from,
+            to,
+        },
     )))
 }
 
@@ -538,7 +581,10 @@ fn parse_polygon(arg: &Value, path: &str) -> Result<Node> {
                 .ok_or_else(|| FilterError::invalid(&ppath, format!("unrecognized point format \"{p}\"")))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Node::Leaf(Atom::Geo(FieldPath::new(field), Shape::Polygon(points))))
+    Ok(Node::Leaf(Atom::Geo(
+        FieldPath::new(field),
+        Shape::Polygon(points),
+    )))
 }
 
 fn parse_select(arg: &Value, path: &str, depth: usize) -> Result<Node> {
@@ -549,7 +595,10 @@ fn parse_select(arg: &Value, path: &str, depth: usize) -> Result<Node> {
         Some(Value::Number(n)) => match n.as_i64() {
             Some(i) => i,
             None if n.as_f64().is_some_and(|f| f.fract() != 0.0) => {
-                return Err(FilterError::invalid(&ipath, "cannot have decimals, must be an integer"));
+                return Err(FilterError::invalid(
+                    &ipath,
+                    "cannot have decimals, must be an integer",
+                ));
             }
             None => return Err(FilterError::invalid(&ipath, "must be an integer")),
         },

@@ -88,9 +88,10 @@ impl<'a> Doc<'a> {
                 return Some(found);
             }
             if let Value::Object(child) = found
-                && let Some(v) = resolve_in(child, &rest[end + 1..], budget) {
-                    return Some(v);
-                }
+                && let Some(v) = resolve_in(child, &rest[end + 1..], budget)
+            {
+                return Some(v);
+            }
         }
         None
     }
@@ -109,9 +110,10 @@ fn resolve_in<'a>(obj: &'a Map<String, Value>, rest: &str, budget: &mut u32) -> 
             return Some(found);
         }
         if let Value::Object(child) = found
-            && let Some(v) = resolve_in(child, &rest[end + 1..], budget) {
-                return Some(v);
-            }
+            && let Some(v) = resolve_in(child, &rest[end + 1..], budget)
+        {
+            return Some(v);
+        }
     }
     None
 }

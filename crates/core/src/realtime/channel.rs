@@ -105,7 +105,11 @@ mod tests {
 
     #[test]
     fn default_channel_matches_kuzzle() {
-        let name = channel_name("abc", Scope::parse(None).expect("default"), Users::parse(None).expect("default"));
+        let name = channel_name(
+            "abc",
+            Scope::parse(None).expect("default"),
+            Users::parse(None).expect("default"),
+        );
         assert_eq!(name, "abc-311");
     }
 

@@ -132,15 +132,24 @@ impl Rooms {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Validates and normalizes a filter.
-    pub(crate) fn normalize(&self, index: &str, collection: &str, filter: &Value) -> Result<NormalizedFilter, ApiError> {
+    pub(crate) fn normalize(
+        &self,
+        index: &str,
+        collection: &str,
+        filter: &Value,
+    ) -> Result<NormalizedFilter, ApiError> {
         Ok(self.read().filters.normalize(index, collection, filter)?)
     }
 
@@ -266,21 +275,37 @@ impl Rooms {
                 connection: subscriber.id.to_string(),
                 room: room_id.to_owned(),
             })?;
-        if state.subscriptions.get(&subscriber.id).is_some_and(HashMap::is_empty) {
+        if state
+            .subscriptions
+            .get(&subscriber.id)
+            .is_some_and(HashMap::is_empty)
+        {
             state.subscriptions.remove(&subscriber.id);
         }
-        Ok(leave_room(&mut state, protocols, subscriber, room_id, subscription))
+        Ok(leave_room(
+            &mut state,
+            protocols,
+            subscriber,
+            room_id,
+            subscription,
+        ))
     }
 
     /// Removes every subscription of a connection.
-    pub(crate) fn remove_connection(&self, protocols: &[Arc<dyn Protocol>], subscriber: Subscriber) -> Vec<UserEvent> {
+    pub(crate) fn remove_connection(
+        &self,
+        protocols: &[Arc<dyn Protocol>],
+        subscriber: Subscriber,
+    ) -> Vec<UserEvent> {
         let mut state = self.write();
         let Some(subscriptions) = state.subscriptions.remove(&subscriber.id) else {
             return Vec::new();
         };
         subscriptions
             .into_iter()
-            .filter_map(|(room_id, subscription)| leave_room(&mut state, protocols, subscriber, &room_id, subscription))
+            .filter_map(|(room_id, subscription)| {
+                leave_room(&mut state, protocols, subscriber, &room_id, subscription)
+            })
             .collect()
     }
 

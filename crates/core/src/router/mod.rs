@@ -88,7 +88,11 @@ impl RouterBuilder {
         }
         let limits = &self.config.limits;
         let inner = Arc::new(Inner {
-            rooms: Rooms::new(limits.subscription_conditions, limits.subscription_rooms, self.protocols.len()),
+            rooms: Rooms::new(
+                limits.subscription_conditions,
+                limits.subscription_rooms,
+                self.protocols.len(),
+            ),
             gate: RequestGate::new(limits.concurrent_requests, limits.requests_buffer_size),
             config: Arc::new(self.config),
             protocols: self.protocols,
@@ -307,7 +311,11 @@ impl Router {
             id: connection,
             protocol: entry.protocol,
         };
-        for event in self.inner.rooms.remove_connection(&self.inner.protocols, subscriber) {
+        for event in self
+            .inner
+            .rooms
+            .remove_connection(&self.inner.protocols, subscriber)
+        {
             self.send_user_event(&event, "unsubscribe", &entry.connection.protocol);
         }
     }
@@ -450,14 +458,18 @@ impl Router {
         self.broadcast(&event.targets, &messages);
     }
 
-    fn read_connections(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ConnectionId, Arc<ConnectionEntry>>> {
+    fn read_connections(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<ConnectionId, Arc<ConnectionEntry>>> {
         self.inner
             .connections
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write_connections(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionId, Arc<ConnectionEntry>>> {
+    fn write_connections(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionId, Arc<ConnectionEntry>>> {
         self.inner
             .connections
             .write()
