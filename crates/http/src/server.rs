@@ -1,0 +1,94 @@
+//! The listener: the accept loop and one hyper HTTP/1.1 connection task per
+//! client, drained gracefully (and within a bound) at shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use protoplex_core::RouterHandle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::HttpConfig;
+use crate::handler;
+use crate::response::ResponseFactory;
+use crate::routes::RouteTable;
+
+/// How long a connection may take, once shutdown started, to finish the
+/// requests it already received.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of file descriptors...), before retrying.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What every connection and request of the protocol shares.
+pub(crate) struct Server {
+    /// The way to the router.
+    pub(crate) router: RouterHandle,
+    /// The HTTP routes.
+    pub(crate) routes: RouteTable,
+    /// CORS and compression of responses.
+    pub(crate) responses: ResponseFactory,
+    /// The protocol's configuration.
+    pub(crate) config: HttpConfig,
+    /// Where to spawn tasks (connections, WebSocket hand-overs).
+    pub(crate) tasks: TaskTracker,
+    /// Cancelled at shutdown.
+    pub(crate) shutdown: CancellationToken,
+    /// The WebSocket protocol served on upgrades, when attached.
+    #[cfg(feature = "websocket")]
+    pub(crate) websocket: Option<Arc<protoplex_websocket::WebSocketProtocol>>,
+}
+
+/// Accepts clients until `shutdown` is cancelled; each one is served on its own
+/// task of `server.tasks`.
+pub(crate) async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = server.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                server.tasks.spawn(serve(server.clone(), stream, peer));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "HTTP accept failed.");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    tracing::debug!("HTTP listener closed.");
+}
+
+/// Serves one client's HTTP/1.1 connection (keep-alive, upgrades) until it
+/// closes; at shutdown, lets it finish the requests already received.
+async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let shutdown = server.shutdown.clone();
+    let service = service_fn(move |request| handler::handle(server.clone(), peer, request));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(DRAIN_TIMEOUT, connection.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::debug!(%peer, "HTTP connection still busy after the drain timeout: dropped.");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "HTTP connection ended with an error.");
+    }
+}
