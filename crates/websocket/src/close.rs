@@ -1,0 +1,169 @@
+//! Why and how a connection closes: the close causes, their close frames, and the
+//! signal shared by a connection's reader, its writer and the protocol.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+/// Why a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseCause {
+    /// The client closed, vanished, or its socket failed.
+    Remote,
+    /// The server shuts down: 1001 once the answers owed are written.
+    Shutdown,
+    /// The router asked for it (`Protocol::disconnect`): 1011, as Kuzzle.
+    Disconnect,
+    /// Its outgoing queue was full: 1011 at once.
+    Backpressure,
+    /// Nothing came from it for `idle_timeout`: 1000 at once.
+    Idle,
+    /// A frame or message over the frame limit: 1009 at once.
+    TooLarge,
+    /// A frame breaking the WebSocket protocol: 1002 at once.
+    ProtocolViolation,
+    /// A text frame that is not UTF-8: 1007 at once.
+    InvalidText,
+}
+
+impl CloseCause {
+    /// Whether the connection first delivers the answers to requests it already
+    /// read and the messages already queued.
+    pub(crate) fn drains(self) -> bool {
+        matches!(self, Self::Shutdown | Self::Disconnect)
+    }
+
+    /// The close frame sent to the client, `None` when the client is the one
+    /// closing (its close frame is answered by tungstenite).
+    pub(crate) fn frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Self::Remote => return None,
+            Self::Shutdown => (CloseCode::Away, "server shutting down"),
+            Self::Disconnect => (CloseCode::Error, "Connection closed by remote host"),
+            Self::Backpressure => (CloseCode::Error, "too much backpressure: client is too slow"),
+            Self::Idle => (CloseCode::Normal, "idle timeout"),
+            Self::TooLarge => (CloseCode::Size, "message too big"),
+            Self::ProtocolViolation => (CloseCode::Protocol, "protocol error"),
+            Self::InvalidText => (CloseCode::Invalid, "text frame is not UTF-8"),
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+}
+
+impl fmt::Display for CloseCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Remote => "remote",
+            Self::Shutdown => "shutdown",
+            Self::Disconnect => "disconnect",
+            Self::Backpressure => "backpressure",
+            Self::Idle => "idle timeout",
+            Self::TooLarge => "message too big",
+            Self::ProtocolViolation => "protocol violation",
+            Self::InvalidText => "invalid text",
+        })
+    }
+}
+
+/// The close request of one connection: the first cause wins; `urgent` stops
+/// the writer at once; every step of the close ends by the deadline.
+#[derive(Debug)]
+pub(crate) struct CloseSignal {
+    cause: OnceLock<(CloseCause, Instant)>,
+    closing: CancellationToken,
+    urgent: CancellationToken,
+    grace: Duration,
+}
+
+impl CloseSignal {
+    /// A signal whose close gets `grace` to complete.
+    pub(crate) fn new(grace: Duration) -> Self {
+        Self {
+            cause: OnceLock::new(),
+            closing: CancellationToken::new(),
+            urgent: CancellationToken::new(),
+            grace,
+        }
+    }
+
+    /// Asks the connection to close. Returns true for the first request.
+    pub(crate) fn close(&self, cause: CloseCause) -> bool {
+        let first = self.cause.set((cause, Instant::now() + self.grace)).is_ok();
+        self.closing.cancel();
+        if !cause.drains() {
+            self.urgent.cancel();
+        }
+        first
+    }
+
+    /// Stops the writer now, whatever the cause (a drain that ran out of time).
+    pub(crate) fn hurry(&self) {
+        self.urgent.cancel();
+    }
+
+    /// The first cause, once closing.
+    pub(crate) fn cause(&self) -> Option<CloseCause> {
+        self.cause.get().map(|(cause, _)| *cause)
+    }
+
+    /// When the close must be over (far away while not closing).
+    pub(crate) fn deadline(&self) -> Instant {
+        self.cause.get().map_or_else(
+            || Instant::now() + Duration::from_secs(86_400),
+            |(_, deadline)| *deadline,
+        )
+    }
+
+    /// Resolves once a close is asked.
+    pub(crate) async fn closing(&self) {
+        self.closing.cancelled().await;
+    }
+
+    /// Resolves once the writer must stop.
+    pub(crate) async fn urgent(&self) {
+        self.urgent.cancelled().await;
+    }
+
+    /// Whether the writer must stop.
+    #[cfg(test)]
+    pub(crate) fn is_urgent(&self) -> bool {
+        self.urgent.is_cancelled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_cause_wins_and_urgency_escalates() {
+        let signal = CloseSignal::new(Duration::from_secs(1));
+        assert_eq!(signal.cause(), None);
+        assert!(signal.close(CloseCause::Shutdown));
+        assert!(!signal.is_urgent());
+        assert!(!signal.close(CloseCause::Backpressure));
+        assert!(signal.is_urgent());
+        assert_eq!(signal.cause(), Some(CloseCause::Shutdown));
+        assert!(signal.deadline() <= Instant::now() + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn frames_carry_the_codes() {
+        let code = |cause: CloseCause| cause.frame().map(|frame| u16::from(frame.code));
+        assert_eq!(code(CloseCause::Shutdown), Some(1001));
+        assert_eq!(code(CloseCause::Backpressure), Some(1011));
+        assert_eq!(code(CloseCause::TooLarge), Some(1009));
+        assert_eq!(code(CloseCause::Idle), Some(1000));
+        assert_eq!(code(CloseCause::Remote), None);
+        assert!(CloseCause::Disconnect.drains());
+        assert!(!CloseCause::Idle.drains());
+    }
+}
