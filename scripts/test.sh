@@ -11,6 +11,11 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+for protocol in websocket http; do
+  step "single-protocol build: $protocol"
+  cargo check -p protoplex --no-default-features --features "$protocol" --locked
+done
+
 step "cargo test"
 cargo test --workspace --all-targets --locked
 

@@ -1,0 +1,30 @@
+//! The protocols of this build, one `#[cfg]` arm per Cargo feature.
+
+use protoplex_core::RouterBuilder;
+
+use crate::config::Config;
+
+/// Adds the protocols compiled in. HTTP and WebSocket share the HTTP port when
+/// both are built; a build with only one of them serves it on its own port.
+pub(crate) fn register(builder: RouterBuilder, config: &Config) -> RouterBuilder {
+    #[allow(unused_mut)]
+    let mut builder = builder;
+    #[cfg(all(feature = "http", feature = "websocket"))]
+    {
+        let websocket = protoplex_websocket::WebSocketProtocol::shared(config.websocket.clone());
+        let http = protoplex_http::HttpProtocol::new(config.http.clone()).with_websocket(websocket.clone());
+        builder = builder.protocol(http).protocol(websocket);
+    }
+    #[cfg(all(feature = "http", not(feature = "websocket")))]
+    {
+        builder = builder.protocol(protoplex_http::HttpProtocol::new(config.http.clone()));
+    }
+    #[cfg(all(feature = "websocket", not(feature = "http")))]
+    {
+        builder = builder.protocol(protoplex_websocket::WebSocketProtocol::new(
+            config.websocket.clone(),
+        ));
+    }
+    let _ = config;
+    builder
+}
