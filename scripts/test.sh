@@ -9,15 +9,15 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings denied)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 for protocol in websocket http; do
   step "single-protocol build: $protocol"
-  cargo check -p protoplex --no-default-features --features "$protocol" --locked
+  cargo check -p protoplex --no-default-features --features "$protocol"
 done
 
 step "cargo test"
-cargo test --workspace --all-targets --locked
+cargo test --workspace --all-targets
 
 step "doc tests"
-cargo test --workspace --doc --locked
+cargo test --workspace --doc
