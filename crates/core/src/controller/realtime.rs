@@ -56,6 +56,7 @@ fn subscribe(
     let joined = rooms.subscribe(
         router.protocols(),
         subscriber,
+        || router.is_connected(subscriber.id),
         normalized,
         options,
         request.volatile.clone(),
@@ -77,6 +78,7 @@ fn join(
     let joined = router.rooms().join(
         router.protocols(),
         subscriber,
+        || router.is_connected(subscriber.id),
         room_id,
         options,
         request.volatile.clone(),

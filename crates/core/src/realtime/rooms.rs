@@ -154,15 +154,24 @@ impl Rooms {
     }
 
     /// Subscribes `subscriber` to the room of `filter`, creating it when needed.
+    ///
+    /// `alive` tells, under the lock, whether the connection still exists: a
+    /// connection removed while its subscribe request ran gets no subscription
+    /// (its removal, which takes this lock after forgetting the connection,
+    /// then finds nothing to leave behind).
     pub(crate) fn subscribe(
         &self,
         protocols: &[Arc<dyn Protocol>],
         subscriber: Subscriber,
+        alive: impl Fn() -> bool,
         filter: NormalizedFilter,
         options: (Scope, Users),
         volatile: Option<Map<String, Value>>,
     ) -> Result<Joined, ApiError> {
         let mut state = self.write();
+        if !alive() {
+            return Err(ApiError::ConnectionDropped);
+        }
         let room_id = filter.id().clone();
         if !state.rooms.contains_key(&room_id) {
             if self.max_rooms > 0 && state.rooms.len() >= self.max_rooms {
@@ -180,16 +189,20 @@ impl Rooms {
         Ok(self.enter_room(&mut state, protocols, subscriber, room_id, options, volatile))
     }
 
-    /// Subscribes `subscriber` to an existing room.
+    /// Subscribes `subscriber` to an existing room (`alive`: see [`Rooms::subscribe`]).
     pub(crate) fn join(
         &self,
         protocols: &[Arc<dyn Protocol>],
         subscriber: Subscriber,
+        alive: impl Fn() -> bool,
         room_id: &str,
         options: (Scope, Users),
         volatile: Option<Map<String, Value>>,
     ) -> Result<Joined, ApiError> {
         let mut state = self.write();
+        if !alive() {
+            return Err(ApiError::ConnectionDropped);
+        }
         let Some((room_id, _)) = state.rooms.get_key_value(room_id) else {
             return Err(ApiError::RoomNotFound(room_id.to_owned()));
         };
@@ -393,4 +406,44 @@ fn leave_room(
         return None;
     }
     Some(room.user_event(false, subscription.volatile))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_connection_removed_during_its_subscribe_gets_no_subscription() {
+        let rooms = Rooms::new(100, 0, 1);
+        let subscriber = Subscriber {
+            id: ConnectionId::next(),
+            protocol: 0,
+        };
+        let filter = rooms.normalize("i", "c", &json!({})).expect("filter");
+        let refused = rooms.subscribe(&[], subscriber, || false, filter, (Scope::All, Users::None), None);
+        assert_eq!(refused.err(), Some(ApiError::ConnectionDropped));
+        assert_eq!(rooms.sizes(), (0, 0));
+
+        let filter = rooms.normalize("i", "c", &json!({})).expect("filter");
+        let joined = rooms
+            .subscribe(&[], subscriber, || true, filter, (Scope::All, Users::None), None)
+            .expect("subscribed");
+        assert_eq!(rooms.sizes(), (1, 1));
+        let other = Subscriber {
+            id: ConnectionId::next(),
+            protocol: 0,
+        };
+        let refused = rooms.join(
+            &[],
+            other,
+            || false,
+            &joined.room_id,
+            (Scope::All, Users::None),
+            None,
+        );
+        assert_eq!(refused.err(), Some(ApiError::ConnectionDropped));
+        assert_eq!(rooms.count(&joined.room_id), Ok(1));
+    }
 }

@@ -320,6 +320,11 @@ impl Router {
         }
     }
 
+    /// Whether `connection` is declared (and not removed yet).
+    pub fn is_connected(&self, connection: ConnectionId) -> bool {
+        self.read_connections().contains_key(&connection)
+    }
+
     /// Connections currently declared.
     pub fn connection_count(&self) -> usize {
         self.read_connections().len()
