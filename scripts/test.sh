@@ -21,3 +21,6 @@ cargo test --workspace --all-targets
 
 step "doc tests"
 cargo test --workspace --doc
+
+step "every crate packages and builds on its own"
+cargo publish --workspace --dry-run --allow-dirty
