@@ -51,8 +51,8 @@ impl TestServer {
         })
         .with_websocket(websocket.clone());
         let router = Router::builder(core)
-            .protocol(http.clone())
             .protocol(websocket.clone())
+            .protocol(http.clone())
             .build()
             .expect("router");
         router.start().await.expect("start");

@@ -13,7 +13,8 @@ pub(crate) fn register(builder: RouterBuilder, config: &Config) -> RouterBuilder
     {
         let websocket = protoplex_websocket::WebSocketProtocol::shared(config.websocket.clone());
         let http = protoplex_http::HttpProtocol::new(config.http.clone()).with_websocket(websocket.clone());
-        builder = builder.protocol(http).protocol(websocket);
+        // WebSocket first: it is ready before HTTP hands it any upgrade.
+        builder = builder.protocol(websocket).protocol(http);
     }
     #[cfg(all(feature = "http", not(feature = "websocket")))]
     {
