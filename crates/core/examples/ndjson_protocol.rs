@@ -19,14 +19,14 @@
 //! {"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{}}
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
 use protoplex_core::{
-    BoxFuture, ChannelMessage, ChannelName, ClientConnection, ConnectionId, CoreConfig, Protocol,
-    ProtocolContext, ProtocolError, Router, RouterHandle,
+    BoxFuture, ChannelMembers, ChannelMessage, ChannelName, ClientConnection, ConnectionId, CoreConfig,
+    Protocol, ProtocolContext, ProtocolError, Router, RouterHandle,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,7 +49,7 @@ pub struct NdjsonProtocol {
     address: SocketAddr,
     bound: OnceLock<SocketAddr>,
     clients: RwLock<HashMap<ConnectionId, Client>>,
-    channels: RwLock<HashMap<ChannelName, HashSet<ConnectionId>>>,
+    channels: ChannelMembers<()>,
 }
 
 impl NdjsonProtocol {
@@ -59,7 +59,7 @@ impl NdjsonProtocol {
             address,
             bound: OnceLock::new(),
             clients: RwLock::default(),
-            channels: RwLock::default(),
+            channels: ChannelMembers::default(),
         })
     }
 
@@ -104,18 +104,11 @@ impl Protocol for NdjsonProtocol {
     }
 
     fn join_channel(&self, channel: &ChannelName, connection: ConnectionId) {
-        let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        channels.entry(channel.clone()).or_default().insert(connection);
+        self.channels.join(channel, connection, ());
     }
 
     fn leave_channel(&self, channel: &ChannelName, connection: ConnectionId) {
-        let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(members) = channels.get_mut(channel) {
-            members.remove(&connection);
-            if members.is_empty() {
-                channels.remove(channel);
-            }
-        }
+        self.channels.leave(channel, connection);
     }
 
     fn notify(&self, connection: ConnectionId, messages: &[ChannelMessage]) {
@@ -125,11 +118,10 @@ impl Protocol for NdjsonProtocol {
     }
 
     fn broadcast(&self, messages: &[ChannelMessage]) {
-        let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
         for message in messages {
-            for connection in channels.get(&message.channel).into_iter().flatten() {
-                self.send(*connection, &message.payload);
-            }
+            self.channels.for_each_member(&message.channel, |connection, ()| {
+                self.send(connection, &message.payload)
+            });
         }
     }
 

@@ -2,12 +2,13 @@
 //! Kuzzle's embedded SDK. Rust code uses it to query the API and receive
 //! notifications without a socket; tests use it to watch what subscribers get.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::channels::ChannelMembers;
 use crate::connection::{ClientConnection, ConnectionId};
 use crate::error::ApiError;
 use crate::protocol::{BoxFuture, ChannelMessage, ChannelName, Protocol, ProtocolContext, ProtocolError};
@@ -18,15 +19,13 @@ use crate::router::RouterHandle;
 /// Name of the embedded protocol.
 pub const EMBEDDED: &str = "embedded";
 
-type Members = HashMap<ChannelName, HashSet<ConnectionId>>;
-
 /// A protocol whose clients are [`EmbeddedClient`]s of this process.
 #[derive(Debug)]
 pub struct EmbeddedProtocol {
     router: OnceLock<RouterHandle>,
     queue_capacity: usize,
     clients: RwLock<HashMap<ConnectionId, mpsc::Sender<ChannelMessage>>>,
-    channels: RwLock<Members>,
+    channels: ChannelMembers<()>,
 }
 
 impl EmbeddedProtocol {
@@ -37,7 +36,7 @@ impl EmbeddedProtocol {
             router: OnceLock::new(),
             queue_capacity: queue_capacity.max(1),
             clients: RwLock::default(),
-            channels: RwLock::default(),
+            channels: ChannelMembers::default(),
         })
     }
 
@@ -97,20 +96,11 @@ impl Protocol for EmbeddedProtocol {
     }
 
     fn join_channel(&self, channel: &ChannelName, connection: ConnectionId) {
-        write(&self.channels)
-            .entry(channel.clone())
-            .or_default()
-            .insert(connection);
+        self.channels.join(channel, connection, ());
     }
 
     fn leave_channel(&self, channel: &ChannelName, connection: ConnectionId) {
-        let mut channels = write(&self.channels);
-        if let Some(members) = channels.get_mut(channel) {
-            members.remove(&connection);
-            if members.is_empty() {
-                channels.remove(channel);
-            }
-        }
+        self.channels.leave(channel, connection);
     }
 
     fn notify(&self, connection: ConnectionId, messages: &[ChannelMessage]) {
@@ -121,10 +111,10 @@ impl Protocol for EmbeddedProtocol {
 
     fn broadcast(&self, messages: &[ChannelMessage]) {
         for message in messages {
-            let members: Vec<ConnectionId> = read(&self.channels)
-                .get(&message.channel)
-                .map(|members| members.iter().copied().collect())
-                .unwrap_or_default();
+            // Collected first: a slow client's disconnection leaves channels.
+            let mut members = Vec::new();
+            self.channels
+                .for_each_member(&message.channel, |connection, ()| members.push(connection));
             for connection in members {
                 self.deliver(connection, message);
             }

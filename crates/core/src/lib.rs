@@ -26,6 +26,7 @@
 //!
 //! See `examples/ndjson_protocol.rs` for a complete protocol in 200 lines.
 
+pub mod channels;
 pub mod config;
 pub mod connection;
 pub mod controller;
@@ -38,6 +39,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 
+pub use channels::ChannelMembers;
 pub use config::{CoreConfig, Limits};
 pub use connection::{ClientConnection, ConnectionId};
 pub use controller::{ActionCall, ActionSpec, Controller, HttpRoute};

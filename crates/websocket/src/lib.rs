@@ -63,7 +63,6 @@
 //! - **Close codes**: 1001 at shutdown (after the answers owed), 1011 for
 //!   `disconnect` (Kuzzle's), 1000 "idle timeout", 1009 for oversized frames.
 
-mod channels;
 mod client;
 mod close;
 mod config;

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use protoplex_core::{
-    BoxFuture, ChannelMessage, ChannelName, ConnectionId, Protocol, ProtocolContext, ProtocolError,
+    BoxFuture, ChannelMembers, ChannelMessage, ChannelName, ConnectionId, Protocol, ProtocolContext,
+    ProtocolError,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -14,8 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig as FrameConfig};
 
-use crate::channels::Channels;
-use crate::client::Clients;
+use crate::client::{Client, Clients};
 use crate::close::CloseCause;
 use crate::config::WebSocketConfig;
 use crate::{connection, listener};
@@ -46,7 +46,7 @@ pub struct WebSocketProtocol {
     started: OnceLock<Started>,
     bound: OnceLock<SocketAddr>,
     clients: Clients,
-    channels: Channels,
+    channels: ChannelMembers<Arc<Client>>,
 }
 
 impl WebSocketProtocol {
@@ -70,7 +70,7 @@ impl WebSocketProtocol {
             started: OnceLock::new(),
             bound: OnceLock::new(),
             clients: Clients::default(),
-            channels: Channels::default(),
+            channels: ChannelMembers::default(),
         })
     }
 
@@ -214,7 +214,7 @@ impl Protocol for WebSocketProtocol {
                 continue;
             };
             self.channels
-                .for_each_member(&message.channel, |client| client.send(frame.clone()));
+                .for_each_member(&message.channel, |_, client| client.send(frame.clone()));
         }
     }
 
