@@ -10,6 +10,7 @@
 //! - `join_channel`/`leave_channel` keep a channel -> connections map;
 //!   `broadcast`/`notify` push the already serialized payload into the bounded
 //!   queue of each recipient, and a client too slow to drain its queue is cut off;
+//! - a line longer than `max_request_size` gets a 413 and is skipped unread;
 //! - the end of a client calls `remove_connection`.
 //!
 //! Run it with `cargo run -p protoplex-core --example ndjson_protocol`, then:
@@ -218,9 +219,12 @@ async fn serve(
         match read {
             Ok(0) | Err(_) => break,
             Ok(_) if line.last() != Some(&b'\n') && line.len() > max => {
+                // Refused from its first max + 1 bytes (413), then the rest of
+                // the line is skipped, a bounded chunk at a time, never stored.
                 let response = router.execute_payload(id, &line).await;
-                let _ = outgoing.send(response.to_bytes()).await;
-                break; // the rest of the line cannot be told from the next request
+                if outgoing.send(response.to_bytes()).await.is_err() || !skip_line(&mut reader, max).await {
+                    break;
+                }
             }
             Ok(_) => {
                 let payload = line.trim_ascii();
@@ -242,6 +246,24 @@ async fn serve(
         .unwrap_or_else(|e| e.into_inner())
         .remove(&id);
     router.remove_connection(id);
+}
+
+/// Reads and drops bytes up to the end of the current line; false when the
+/// client went away first.
+async fn skip_line(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, chunk: usize) -> bool {
+    let mut dropped = Vec::new();
+    loop {
+        dropped.clear();
+        match (&mut *reader)
+            .take(chunk as u64)
+            .read_until(b'\n', &mut dropped)
+            .await
+        {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if dropped.last() == Some(&b'\n') => return true,
+            Ok(_) => {}
+        }
+    }
 }
 
 #[tokio::main]
@@ -370,7 +392,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_oversized_line_is_refused_and_the_connection_closed() {
+    async fn an_oversized_line_is_refused_and_the_connection_survives() {
         let mut config = CoreConfig::default();
         config.limits.max_request_size = 64;
         let (router, address) = start(config).await;
@@ -383,8 +405,10 @@ mod tests {
         let error = client.next().await.expect("error response");
         assert_eq!(error["status"], 413);
         assert_eq!(error["error"]["id"], "network.entrypoint.request_too_large");
-        assert!(client.next().await.is_none(), "the connection is closed");
-        // The router forgot the connection.
+        let now = client.query(json!({"controller":"server","action":"now"})).await;
+        assert_eq!(now["status"], 200, "the next line is served: {now}");
+        drop(client);
+        // The router forgets the connection once the client leaves.
         for _ in 0..50 {
             if router.connection_count() == 0 {
                 break;
