@@ -11,10 +11,13 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-for protocol in websocket http; do
+for protocol in websocket http mqtt amqp; do
   step "single-protocol build: $protocol"
   cargo check -p protoplex --no-default-features --features "$protocol"
 done
+
+step "services the tests need (RabbitMQ)"
+scripts/services.sh
 
 step "cargo test"
 cargo test --workspace --all-targets

@@ -3,22 +3,28 @@
 //! protocol behind one [`Client`] type, so that every test can run over every
 //! pair of protocols.
 
+pub mod amqp;
 pub mod http;
+pub mod mqtt;
 pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use protoplex_amqp::{AmqpConfig, AmqpProtocol};
 use protoplex_core::{CoreConfig, Router};
 use protoplex_http::{HttpConfig, HttpProtocol};
+use protoplex_mqtt::{MqttConfig, MqttProtocol};
 use protoplex_websocket::{WebSocketConfig, WebSocketProtocol};
 use serde_json::Value;
 
 /// How long a test waits for anything before failing.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A protoplex serving HTTP and WebSocket on one ephemeral loopback port.
+/// A protoplex serving HTTP and WebSocket on one ephemeral loopback port,
+/// MQTT on another, and AMQP through the RabbitMQ at `PROTOPLEX_AMQP_URL`
+/// (on a request queue and routing key of its own).
 pub struct TestServer {
     /// The router.
     pub router: Router,
@@ -28,6 +34,14 @@ pub struct TestServer {
     pub websocket: Arc<WebSocketProtocol>,
     /// Where HTTP and WebSocket listen.
     pub address: SocketAddr,
+    /// The MQTT protocol.
+    pub mqtt: Arc<MqttProtocol>,
+    /// Where MQTT listens.
+    pub mqtt_address: SocketAddr,
+    /// The AMQP protocol.
+    pub amqp: Arc<AmqpProtocol>,
+    /// Its configuration (exchange, routing key, request queue).
+    pub amqp_config: AmqpConfig,
 }
 
 impl TestServer {
@@ -50,18 +64,43 @@ impl TestServer {
             ..HttpConfig::default()
         })
         .with_websocket(websocket.clone());
+        let mqtt = MqttProtocol::new(MqttConfig {
+            bind: loopback,
+            port: 0,
+            ..MqttConfig::default()
+        });
+        // Fail at once, with the way out, when no broker runs.
+        let _ = amqp::connect().await.close(200, "probe".into()).await;
+        let amqp_config = AmqpConfig {
+            url: amqp::broker_url(),
+            queue: amqp::unique("protoplex.matrix.requests"),
+            routing_key: amqp::unique("kuzzle.matrix"),
+            queue_check_interval: 200,
+            ..AmqpConfig::default()
+        };
+        let amqp = AmqpProtocol::new(amqp_config.clone());
         let router = Router::builder(core)
             .protocol(websocket.clone())
             .protocol(http.clone())
+            .protocol(mqtt.clone())
+            .protocol(amqp.clone())
             .build()
             .expect("router");
         router.start().await.expect("start");
+        tokio::time::timeout(PATIENCE, amqp.ready())
+            .await
+            .expect("the AMQP protocol consumes requests");
         let address = http.local_addr().expect("listening");
+        let mqtt_address = mqtt.local_addr().expect("listening");
         Self {
             router,
             http,
             websocket,
             address,
+            mqtt,
+            mqtt_address,
+            amqp,
+            amqp_config,
         }
     }
 
@@ -70,12 +109,28 @@ impl TestServer {
         match kind {
             Kind::Http => Client::Http(http::HttpClient::new(self.address)),
             Kind::WebSocket => Client::WebSocket(Box::new(websocket::WsClient::connect(self.address).await)),
+            Kind::Mqtt311 => Client::Mqtt(Box::new(
+                mqtt::MqttClient::connect(self.mqtt_address, mqtt::Version::V311).await,
+            )),
+            Kind::Mqtt5 => Client::Mqtt(Box::new(
+                mqtt::MqttClient::connect(self.mqtt_address, mqtt::Version::V5).await,
+            )),
+            Kind::Amqp => Client::Amqp(Box::new(
+                amqp::AmqpClient::connect(&self.amqp_config.exchange, &self.amqp_config.routing_key).await,
+            )),
         }
     }
 
-    /// Stops the server.
+    /// Stops the server and deletes its AMQP request queue.
     pub async fn stop(self) {
         self.router.shutdown(PATIENCE).await;
+        let connection = amqp::connect().await;
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .queue_delete(self.amqp_config.queue.as_str().into(), Default::default())
+                .await;
+        }
+        let _ = connection.close(200, "bye".into()).await;
     }
 }
 
@@ -86,19 +141,33 @@ pub enum Kind {
     Http,
     /// WebSocket: requests and notifications.
     WebSocket,
+    /// MQTT 3.1.1: requests and notifications.
+    Mqtt311,
+    /// MQTT 5.0: requests and notifications.
+    Mqtt5,
+    /// AMQP 0-9-1 through RabbitMQ: requests and notifications.
+    Amqp,
 }
 
 impl Kind {
     /// Every protocol, for publishers.
-    pub const ALL: [Kind; 2] = [Kind::Http, Kind::WebSocket];
+    pub const ALL: [Kind; 5] = [
+        Kind::Http,
+        Kind::WebSocket,
+        Kind::Mqtt311,
+        Kind::Mqtt5,
+        Kind::Amqp,
+    ];
     /// Protocols that receive notifications, for subscribers.
-    pub const SUBSCRIBERS: [Kind; 1] = [Kind::WebSocket];
+    pub const SUBSCRIBERS: [Kind; 4] = [Kind::WebSocket, Kind::Mqtt311, Kind::Mqtt5, Kind::Amqp];
 
     /// The protocol name notifications carry.
     pub fn protocol_name(self) -> &'static str {
         match self {
             Kind::Http => "http",
             Kind::WebSocket => "websocket",
+            Kind::Mqtt311 | Kind::Mqtt5 => "mqtt",
+            Kind::Amqp => "amqp",
         }
     }
 }
@@ -109,6 +178,10 @@ pub enum Client {
     Http(http::HttpClient),
     /// Over WebSocket.
     WebSocket(Box<websocket::WsClient>),
+    /// Over MQTT.
+    Mqtt(Box<mqtt::MqttClient>),
+    /// Over AMQP.
+    Amqp(Box<amqp::AmqpClient>),
 }
 
 impl Client {
@@ -117,14 +190,23 @@ impl Client {
         match self {
             Client::Http(client) => client.query(&request).await,
             Client::WebSocket(client) => client.query(request).await,
+            Client::Mqtt(client) => client.query(request).await,
+            Client::Amqp(client) => client.query(request).await,
         }
     }
 
     /// The next notification (fails the test if none arrives in time).
     pub async fn notification(&mut self) -> Value {
+        self.maybe_notification(PATIENCE)
+            .await
+            .expect("a notification in time")
+    }
+
+    /// Leaves: closes the connection (for AMQP, the client's queue goes with it).
+    pub async fn close(self) {
         match self {
-            Client::Http(_) => panic!("HTTP clients get no notification"),
-            Client::WebSocket(client) => client.notification().await,
+            Client::Amqp(client) => client.close().await,
+            Client::Http(_) | Client::WebSocket(_) | Client::Mqtt(_) => {}
         }
     }
 
@@ -133,6 +215,8 @@ impl Client {
         match self {
             Client::Http(_) => None,
             Client::WebSocket(client) => client.maybe_notification(wait).await,
+            Client::Mqtt(client) => client.maybe_notification(wait).await,
+            Client::Amqp(client) => client.maybe_notification(wait).await,
         }
     }
 }

@@ -26,12 +26,6 @@ fn publish_request(body: Value) -> Value {
            "body":body,"volatile":{"origin":"matrix"},"requestId":"publish-1"})
 }
 
-async fn count(client: &mut Client, room_id: &str) -> Value {
-    client
-        .query(json!({"controller":"realtime","action":"count","body":{"roomId":room_id}}))
-        .await
-}
-
 #[tokio::test]
 async fn every_publisher_reaches_every_subscriber_with_the_contract_fields() {
     let server = TestServer::start().await;
@@ -113,63 +107,61 @@ async fn scope_and_users_notifications_across_websocket_clients() {
 #[tokio::test]
 async fn unsubscribe_stops_notifications() {
     let server = TestServer::start().await;
-    let mut subscriber = server.client(Kind::WebSocket).await;
     let mut publisher = server.client(Kind::WebSocket).await;
-    let (room_id, _) = subscribe(&mut subscriber, json!({}), json!({})).await;
-    publisher.query(publish_request(json!({"n": 1}))).await;
-    assert_eq!(
-        subscriber.notification().await["result"]["_source"],
-        json!({"n": 1})
-    );
+    for kind in Kind::SUBSCRIBERS {
+        let mut subscriber = server.client(kind).await;
+        let (room_id, _) = subscribe(&mut subscriber, json!({}), json!({})).await;
+        publisher.query(publish_request(json!({"n": 1}))).await;
+        assert_eq!(
+            subscriber.notification().await["result"]["_source"],
+            json!({"n": 1}),
+            "{kind:?}"
+        );
 
-    let answer = subscriber
-        .query(json!({"controller":"realtime","action":"unsubscribe","body":{"roomId":room_id}}))
-        .await;
-    assert_eq!(answer["result"], json!({"roomId": room_id}));
-    publisher.query(publish_request(json!({"n": 2}))).await;
-    assert_eq!(
-        subscriber.maybe_notification(Duration::from_millis(300)).await,
-        None
-    );
+        let answer = subscriber
+            .query(json!({"controller":"realtime","action":"unsubscribe","body":{"roomId":room_id}}))
+            .await;
+        assert_eq!(answer["result"], json!({"roomId": room_id}), "{kind:?}");
+        publisher.query(publish_request(json!({"n": 2}))).await;
+        assert_eq!(
+            subscriber.maybe_notification(Duration::from_millis(300)).await,
+            None,
+            "{kind:?}"
+        );
+        subscriber.close().await;
+    }
     server.stop().await;
+}
+
+/// The subscriber count of `room_id`, or `None` once the room is gone.
+async fn subscribers(server: &TestServer, room_id: &str) -> Option<u64> {
+    let answer = protoplex_integration_tests::http::HttpClient::new(server.address)
+        .query(&json!({"controller":"realtime","action":"count","body":{"roomId":room_id}}))
+        .await;
+    answer["result"]["count"].as_u64()
 }
 
 #[tokio::test]
 async fn closing_a_connection_drops_its_subscriptions() {
     let server = TestServer::start().await;
-    let mut leaving = server.client(Kind::WebSocket).await;
-    let mut staying = server.client(Kind::WebSocket).await;
-    let mut observer = server.client(Kind::Http).await;
-    let (room_id, _) = subscribe(&mut leaving, json!({"exists":"x"}), json!({})).await;
-    subscribe(&mut staying, json!({"exists":"x"}), json!({})).await;
-    assert_eq!(count(&mut observer, &room_id).await["result"]["count"], 2);
+    for kind in Kind::SUBSCRIBERS {
+        let mut leaving = server.client(kind).await;
+        let mut staying = server.client(Kind::WebSocket).await;
+        let filter = json!({"equals":{"leaving": kind.protocol_name()}});
+        let (room_id, _) = subscribe(&mut leaving, filter.clone(), json!({})).await;
+        subscribe(&mut staying, filter, json!({})).await;
+        assert_eq!(subscribers(&server, &room_id).await, Some(2), "{kind:?}");
 
-    drop(leaving);
-    let dropped = eventually(|| {
-        let room_id = room_id.clone();
-        let client = protoplex_integration_tests::http::HttpClient::new(server.address);
-        async move {
-            let answer = client
-                .query(&json!({"controller":"realtime","action":"count","body":{"roomId":room_id}}))
-                .await;
-            answer["result"]["count"] == 1
-        }
-    })
-    .await;
-    assert!(dropped, "the closed connection's subscription was removed");
-    drop(staying);
-    let gone = eventually(|| {
-        let room_id = room_id.clone();
-        let client = protoplex_integration_tests::http::HttpClient::new(server.address);
-        async move {
-            let answer = client
-                .query(&json!({"controller":"realtime","action":"count","body":{"roomId":room_id}}))
-                .await;
-            answer["status"] == 404
-        }
-    })
-    .await;
-    assert!(gone, "the room went away with its last subscriber");
+        leaving.close().await;
+        let dropped = eventually(|| async { subscribers(&server, &room_id).await == Some(1) }).await;
+        assert!(
+            dropped,
+            "{kind:?}: the closed connection's subscription was removed"
+        );
+        drop(staying);
+        let gone = eventually(|| async { subscribers(&server, &room_id).await.is_none() }).await;
+        assert!(gone, "{kind:?}: the room went away with its last subscriber");
+    }
     server.stop().await;
 }
 

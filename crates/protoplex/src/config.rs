@@ -15,6 +15,10 @@ pub(crate) const ENV_PREFIX: &str = "PROTOPLEX_";
 /// Environment variables with the prefix that are not configuration keys.
 const RESERVED_ENV: &[&str] = &["PROTOPLEX_CONFIG"];
 
+/// Environment variables that name a key without the `SECTION__KEY` form:
+/// `PROTOPLEX_AMQP_URL` is the broker URL the scripts and tests share.
+const ENV_ALIASES: &[(&str, &[&str])] = &[("PROTOPLEX_AMQP_URL", &["amqp", "url"])];
+
 /// Everything the launcher reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +33,12 @@ pub(crate) struct Config {
     /// WebSocket entry point.
     #[cfg(feature = "websocket")]
     pub(crate) websocket: protoplex_websocket::WebSocketConfig,
+    /// MQTT entry point.
+    #[cfg(feature = "mqtt")]
+    pub(crate) mqtt: protoplex_mqtt::MqttConfig,
+    /// AMQP entry point (through a RabbitMQ broker).
+    #[cfg(feature = "amqp")]
+    pub(crate) amqp: protoplex_amqp::AmqpConfig,
 }
 
 impl Default for Config {
@@ -44,6 +54,10 @@ impl Default for Config {
             http: Default::default(),
             #[cfg(feature = "websocket")]
             websocket: Default::default(),
+            #[cfg(feature = "mqtt")]
+            mqtt: Default::default(),
+            #[cfg(feature = "amqp")]
+            amqp: Default::default(),
         }
     }
 }
@@ -113,6 +127,9 @@ pub(crate) struct FlagOverrides {
     pub(crate) bind: Option<String>,
     /// HTTP/WebSocket port.
     pub(crate) port: Option<u16>,
+    /// MQTT port.
+    #[cfg_attr(not(feature = "mqtt"), allow(dead_code))]
+    pub(crate) mqtt_port: Option<u16>,
 }
 
 /// Reads the configuration: `file` (if any), then `env` (`PROTOPLEX_*` pairs), then `flags`.
@@ -140,34 +157,45 @@ pub(crate) fn load(
         if RESERVED_ENV.contains(&name.as_str()) {
             continue;
         }
+        if let Some((_, path)) = ENV_ALIASES.iter().find(|(alias, _)| *alias == name) {
+            if cfg!(feature = "amqp") || !path.starts_with(&["amqp"]) {
+                let path: Vec<String> = path.iter().map(|part| part.to_string()).collect();
+                set(&mut table, &path, Value::String(raw)).map_err(|()| ConfigError::BadEnv(name.clone()))?;
+            }
+            continue;
+        }
         let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::BadEnv(name));
         }
         set(&mut table, &path, parse_env_value(&raw)).map_err(|()| ConfigError::BadEnv(name.clone()))?;
     }
-    let listeners: &[&str] = &[
+    // (section, port flag) of every listener of this build.
+    let listeners: &[(&str, Option<u16>)] = &[
         #[cfg(feature = "http")]
-        "http",
+        ("http", flags.port),
         #[cfg(feature = "websocket")]
-        "websocket",
+        ("websocket", flags.port),
+        #[cfg(feature = "mqtt")]
+        ("mqtt", flags.mqtt_port),
     ];
-    for section in listeners {
+    for (section, port) in listeners {
+        let not_a_table = |()| ConfigError::Invalid(format!("[{section}] is not a table"));
         if let Some(bind) = &flags.bind {
             set(
                 &mut table,
                 &[section.to_string(), "bind".into()],
                 Value::String(bind.clone()),
             )
-            .map_err(|()| ConfigError::Invalid(format!("[{section}] is not a table")))?;
+            .map_err(not_a_table)?;
         }
-        if let Some(port) = flags.port {
+        if let Some(port) = port {
             set(
                 &mut table,
                 &[section.to_string(), "port".into()],
-                Value::Integer(port.into()),
+                Value::Integer((*port).into()),
             )
-            .map_err(|()| ConfigError::Invalid(format!("[{section}] is not a table")))?;
+            .map_err(not_a_table)?;
         }
     }
     Config::deserialize(table).map_err(|error| ConfigError::Invalid(error.to_string()))
@@ -251,10 +279,24 @@ mod tests {
         let flags = FlagOverrides {
             bind: Some("127.0.0.1".into()),
             port: Some(8080),
+            mqtt_port: None,
         };
         let config = load(None, env(&[("PROTOPLEX_HTTP__PORT", "9000")]), &flags).expect("config");
         assert_eq!(config.http.port, 8080);
         assert_eq!(config.http.bind.to_string(), "127.0.0.1");
+    }
+
+    #[cfg(feature = "amqp")]
+    #[test]
+    fn the_shared_broker_url_variable_sets_the_amqp_url() {
+        let url = "amqp://user:secret@127.0.0.1:5673/%2f";
+        let config = load(
+            None,
+            env(&[("PROTOPLEX_AMQP_URL", url)]),
+            &FlagOverrides::default(),
+        )
+        .expect("config");
+        assert_eq!(config.amqp.url, url);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `protoplex`: runs the proxy with the protocols this build was compiled with
-//! (Cargo features `websocket`, `http`).
+//! (Cargo features `websocket`, `http`, `mqtt`, `amqp`).
 //!
 //! ```text
-//! protoplex [--config FILE] [--bind ADDR] [--port PORT] [--print-config]
+//! protoplex [--config FILE] [--bind ADDR] [--port PORT] [--mqtt-port PORT] [--print-config]
 //! ```
 //!
 //! Configuration: Kuzzle's defaults, then the TOML file, then `PROTOPLEX_*`
@@ -38,6 +38,10 @@ struct Cli {
     /// HTTP and WebSocket port (default 7512).
     #[arg(long, value_name = "PORT")]
     port: Option<u16>,
+    /// MQTT port (default 1883).
+    #[cfg(feature = "mqtt")]
+    #[arg(long, value_name = "PORT")]
+    mqtt_port: Option<u16>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -54,6 +58,10 @@ fn main() -> ExitCode {
     let flags = FlagOverrides {
         bind: cli.bind,
         port: cli.port,
+        #[cfg(feature = "mqtt")]
+        mqtt_port: cli.mqtt_port,
+        #[cfg(not(feature = "mqtt"))]
+        mqtt_port: None,
     };
     let config = match config::load(cli.config.as_deref(), std::env::vars(), &flags) {
         Ok(config) => config,

@@ -6,6 +6,7 @@ use crate::config::Config;
 
 /// Adds the protocols compiled in. HTTP and WebSocket share the HTTP port when
 /// both are built; a build with only one of them serves it on its own port.
+/// AMQP connects to its broker in the background and retries until it answers.
 pub(crate) fn register(builder: RouterBuilder, config: &Config) -> RouterBuilder {
     #[allow(unused_mut)]
     let mut builder = builder;
@@ -25,6 +26,14 @@ pub(crate) fn register(builder: RouterBuilder, config: &Config) -> RouterBuilder
         builder = builder.protocol(protoplex_websocket::WebSocketProtocol::new(
             config.websocket.clone(),
         ));
+    }
+    #[cfg(feature = "mqtt")]
+    {
+        builder = builder.protocol(protoplex_mqtt::MqttProtocol::new(config.mqtt.clone()));
+    }
+    #[cfg(feature = "amqp")]
+    {
+        builder = builder.protocol(protoplex_amqp::AmqpProtocol::new(config.amqp.clone()));
     }
     let _ = config;
     builder
