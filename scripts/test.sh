@@ -26,4 +26,9 @@ step "doc tests"
 cargo test --workspace --doc
 
 step "every crate packages and builds on its own"
-cargo publish --workspace --dry-run --allow-dirty
+# In a target directory of its own, without the protoplex crates of the last
+# run: cargo takes registry crates (the dry run's local registry too) as
+# immutable, and would reuse a stale build of a changed crate.
+check_dir="${CARGO_TARGET_DIR:-target}/package-check"
+rm -rf "$check_dir/package" "$check_dir"/debug/.fingerprint/protoplex* "$check_dir"/debug/deps/*protoplex*
+CARGO_TARGET_DIR="$check_dir" cargo publish --workspace --dry-run --allow-dirty
