@@ -25,6 +25,9 @@ cargo test --workspace --all-targets
 step "doc tests"
 cargo test --workspace --doc
 
+step "benchmark tool, every scenario for a second or two (no figure is checked)"
+scripts/bench.sh --quick
+
 step "every crate packages and builds on its own"
 # In a target directory of its own, without the protoplex crates of the last
 # run: cargo takes registry crates (the dry run's local registry too) as
