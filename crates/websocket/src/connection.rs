@@ -293,13 +293,19 @@ where
         tokio::time::sleep_until(signal.deadline()).await;
     };
     tokio::pin!(expired);
+    // Pinned once: re-creating them for every message would register and
+    // unregister their waiters each time, on the hot path of every fan-out.
+    let urgent = signal.urgent();
+    tokio::pin!(urgent);
+    let reader_finished = reader_done.cancelled();
+    tokio::pin!(reader_finished);
     let mut draining = false;
     loop {
         let next = tokio::select! {
             biased;
-            () = signal.urgent() => break,
+            () = &mut urgent => break,
             () = &mut expired => break,
-            () = reader_done.cancelled(), if !draining => {
+            () = &mut reader_finished, if !draining => {
                 // Nothing new will be queued: write what is there, then close.
                 draining = true;
                 queue.close();
@@ -310,7 +316,7 @@ where
         let Some(first) = next else { break };
         let written = tokio::select! {
             biased;
-            () = signal.urgent() => break,
+            () = &mut urgent => break,
             () = &mut expired => break,
             written = write_batch(&mut sink, &mut queue, first) => written,
         };

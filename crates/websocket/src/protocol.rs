@@ -25,7 +25,7 @@ pub(crate) const NAME: &str = "websocket";
 
 /// Bytes tungstenite allocates per connection to read frames (its default,
 /// 128 KiB, is a lot for thousands of mostly quiet clients).
-const READ_BUFFER_SIZE: usize = 16 * 1024;
+const READ_BUFFER_SIZE: usize = 4 * 1024;
 
 /// What the protocol holds once started.
 #[derive(Debug)]
