@@ -27,6 +27,7 @@
 //! See `examples/ndjson_protocol.rs` for a complete protocol in 200 lines.
 
 pub mod channels;
+pub mod close;
 pub mod config;
 pub mod connection;
 pub mod controller;

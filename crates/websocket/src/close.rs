@@ -2,13 +2,10 @@
 //! signal shared by a connection's reader, its writer and the protocol.
 
 use std::fmt;
-use std::sync::OnceLock;
-use std::time::Duration;
 
-use tokio::time::Instant;
+use protoplex_core::close::CloseReason;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_util::sync::CancellationToken;
 
 /// Why a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,87 +70,18 @@ impl fmt::Display for CloseCause {
     }
 }
 
-/// The close request of one connection: the first cause wins; `urgent` stops
-/// the writer at once; every step of the close ends by the deadline.
-#[derive(Debug)]
-pub(crate) struct CloseSignal {
-    cause: OnceLock<(CloseCause, Instant)>,
-    closing: CancellationToken,
-    urgent: CancellationToken,
-    grace: Duration,
-}
+/// The close request of one connection (see [`protoplex_core::close`]).
+pub(crate) type CloseSignal = protoplex_core::close::CloseSignal<CloseCause>;
 
-impl CloseSignal {
-    /// A signal whose close gets `grace` to complete.
-    pub(crate) fn new(grace: Duration) -> Self {
-        Self {
-            cause: OnceLock::new(),
-            closing: CancellationToken::new(),
-            urgent: CancellationToken::new(),
-            grace,
-        }
-    }
-
-    /// Asks the connection to close. Returns true for the first request.
-    pub(crate) fn close(&self, cause: CloseCause) -> bool {
-        let first = self.cause.set((cause, Instant::now() + self.grace)).is_ok();
-        self.closing.cancel();
-        if !cause.drains() {
-            self.urgent.cancel();
-        }
-        first
-    }
-
-    /// Stops the writer now, whatever the cause (a drain that ran out of time).
-    pub(crate) fn hurry(&self) {
-        self.urgent.cancel();
-    }
-
-    /// The first cause, once closing.
-    pub(crate) fn cause(&self) -> Option<CloseCause> {
-        self.cause.get().map(|(cause, _)| *cause)
-    }
-
-    /// When the close must be over (far away while not closing).
-    pub(crate) fn deadline(&self) -> Instant {
-        self.cause.get().map_or_else(
-            || Instant::now() + Duration::from_secs(86_400),
-            |(_, deadline)| *deadline,
-        )
-    }
-
-    /// Resolves once a close is asked.
-    pub(crate) async fn closing(&self) {
-        self.closing.cancelled().await;
-    }
-
-    /// Resolves once the writer must stop.
-    pub(crate) async fn urgent(&self) {
-        self.urgent.cancelled().await;
-    }
-
-    /// Whether the writer must stop.
-    #[cfg(test)]
-    pub(crate) fn is_urgent(&self) -> bool {
-        self.urgent.is_cancelled()
+impl CloseReason for CloseCause {
+    fn drains(self) -> bool {
+        CloseCause::drains(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn first_cause_wins_and_urgency_escalates() {
-        let signal = CloseSignal::new(Duration::from_secs(1));
-        assert_eq!(signal.cause(), None);
-        assert!(signal.close(CloseCause::Shutdown));
-        assert!(!signal.is_urgent());
-        assert!(!signal.close(CloseCause::Backpressure));
-        assert!(signal.is_urgent());
-        assert_eq!(signal.cause(), Some(CloseCause::Shutdown));
-        assert!(signal.deadline() <= Instant::now() + Duration::from_secs(1));
-    }
 
     #[test]
     fn frames_carry_the_codes() {
