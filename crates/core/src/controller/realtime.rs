@@ -6,7 +6,7 @@ use crate::connection::ClientConnection;
 use crate::error::ApiError;
 use crate::realtime::channel::{Scope, Users};
 use crate::realtime::notification::{self, DocumentContent, DocumentNotification};
-use crate::realtime::rooms::Subscriber;
+use crate::realtime::rooms::{Joined, Subscriber};
 use crate::request::Request;
 use crate::router::{Router, action_not_found};
 
@@ -61,10 +61,7 @@ fn subscribe(
         options,
         request.volatile.clone(),
     )?;
-    if let Some(event) = &joined.event {
-        router.send_user_event(event, &request.action, &connection.protocol);
-    }
-    Ok(json!({ "roomId": &*joined.room_id, "channel": &*joined.channel }))
+    Ok(entered(router, connection, request, &joined))
 }
 
 fn join(
@@ -83,10 +80,16 @@ fn join(
         options,
         request.volatile.clone(),
     )?;
+    Ok(entered(router, connection, request, &joined))
+}
+
+/// After a subscribe or a join: tells the room of a new subscriber, and
+/// answers `{roomId, channel}`.
+fn entered(router: &Router, connection: &ClientConnection, request: &Request, joined: &Joined) -> Value {
     if let Some(event) = &joined.event {
         router.send_user_event(event, &request.action, &connection.protocol);
     }
-    Ok(json!({ "roomId": &*joined.room_id, "channel": &*joined.channel }))
+    json!({ "roomId": &*joined.room_id, "channel": &*joined.channel })
 }
 
 fn unsubscribe(
