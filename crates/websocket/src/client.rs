@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use protoplex_core::ConnectionId;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::close::{CloseCause, CloseSignal};
@@ -37,6 +38,22 @@ impl Client {
             }
             // The writer is gone: the connection is closing already.
             Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Queues the answer to one of the client's own requests, waiting until
+    /// `deadline` for room: a client that asks faster than it reads is slowed
+    /// down (its next frames wait unread) rather than cut off; one that reads
+    /// nothing by then is closed with 1011 "too much backpressure".
+    pub(crate) async fn answer(&self, message: Message, deadline: Instant) {
+        match tokio::time::timeout_at(deadline, self.outgoing.send(message)).await {
+            // Queued, or the writer is gone: the connection is closing already.
+            Ok(_) => {}
+            Err(_) => {
+                if self.signal.close(CloseCause::Backpressure) {
+                    tracing::warn!(connection_id = %self.id, "Client reads no answer: closed (too much backpressure).");
+                }
+            }
         }
     }
 

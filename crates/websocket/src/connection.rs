@@ -41,6 +41,10 @@ use crate::{headers, heartbeat};
 /// Messages written to the socket before one flush.
 const MAX_BATCH: usize = 64;
 
+/// How long an answer waits for room in a full outgoing queue before the
+/// client, which then reads nothing, is closed for backpressure.
+const ANSWER_ROOM_WAIT: Duration = Duration::from_secs(10);
+
 type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 type Stream<S> = SplitStream<WebSocketStream<S>>;
 
@@ -138,16 +142,23 @@ impl Reader<'_> {
         });
         let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Pinned once, not re-registered for every frame read.
+        let closing = self.signal.closing();
+        tokio::pin!(closing);
+        let shutdown = self.shutdown.cancelled();
+        tokio::pin!(shutdown);
 
         loop {
             tokio::select! {
                 biased;
-                () = self.signal.closing() => break,
-                () = self.shutdown.cancelled() => {
+                () = &mut closing => break,
+                () = &mut shutdown => {
                     self.signal.close(CloseCause::Shutdown);
                     break;
                 }
-                Some(answer) = in_flight.next(), if !in_flight.is_empty() => self.send(answer),
+                Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.send(answer, Instant::now() + ANSWER_ROOM_WAIT).await;
+                }
                 _ = ticker.tick(), if self.idle.is_some() => {
                     let quiet = last_seen.elapsed();
                     if in_flight.is_empty() && self.idle.is_some_and(|idle| quiet >= idle) {
@@ -206,7 +217,7 @@ impl Reader<'_> {
                         break;
                     }
                     answer = in_flight.next() => match answer {
-                        Some(answer) => self.send(answer),
+                        Some(answer) => self.send(answer, deadline).await,
                         None => break,
                     },
                 }
@@ -233,10 +244,10 @@ impl Reader<'_> {
         Some(payload)
     }
 
-    /// Queues an answer for the client.
-    fn send(&self, answer: Option<Message>) {
+    /// Queues an answer for the client, waiting until `deadline` for room.
+    async fn send(&self, answer: Option<Message>, deadline: Instant) {
         if let Some(answer) = answer {
-            self.client.send(answer);
+            self.client.answer(answer, deadline).await;
         }
     }
 

@@ -573,6 +573,48 @@ async fn requests_in_flight_are_bounded() {
     assert_eq!(second["requestId"], "fast");
 }
 
+#[tokio::test]
+async fn a_client_asking_faster_than_its_queue_holds_is_slowed_down_not_cut_off() {
+    // A queue of 8 answers, and 2000 requests sent in one burst by a client that
+    // reads its answers all along: every answer arrives, nothing is closed.
+    let config = WebSocketConfig {
+        outgoing_queue: 8,
+        ..WebSocketConfig::default()
+    };
+    let server = Server::start(CoreConfig::default(), config).await;
+    let client = server.client().await;
+    let (mut sink, mut stream) = client.ws.split();
+    const REQUESTS: usize = 2000;
+    let sender = tokio::spawn(async move {
+        for n in 0..REQUESTS {
+            let request = json!({"controller":"server","action":"now","requestId":format!("burst-{n}")});
+            sink.send(Message::text(request.to_string())).await.expect("send");
+        }
+        sink
+    });
+    let mut answered = std::collections::HashSet::new();
+    while answered.len() < REQUESTS {
+        let frame = timeout(WAIT, stream.next())
+            .await
+            .expect("an answer in time")
+            .expect("connection open")
+            .expect("frame");
+        match frame {
+            Message::Text(text) => {
+                let answer: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                assert_eq!(answer["status"], 200, "{answer}");
+                assert!(answered.insert(answer["requestId"].as_str().expect("id").to_owned()));
+            }
+            Message::Close(frame) => panic!("closed after {} answers: {frame:?}", answered.len()),
+            _ => {}
+        }
+    }
+    timeout(WAIT, sender)
+        .await
+        .expect("sent in time")
+        .expect("sender");
+}
+
 /// Plays the HTTP protocol: answers the upgrade itself, then hands the socket over.
 async fn upgrade_by_hand(listener: &tokio::net::TcpListener, protocol: &Arc<WebSocketProtocol>) {
     use std::collections::HashMap;
