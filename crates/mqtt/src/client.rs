@@ -1,6 +1,7 @@
 //! The protocol's handle on one connected client: its bounded outgoing queue,
-//! its close signal and the QoS of its exact subscriptions. Pushing never
-//! waits: a full queue closes the client.
+//! its close signal and the QoS of its exact subscriptions. Notifications and
+//! acknowledgements never wait: a full queue closes the client. Answers to its
+//! own requests wait for room (see [`Client::answer`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -10,6 +11,7 @@ use protoplex_core::ConnectionId;
 use rumqttd::protocol::Packet;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
 
 use crate::close::{CloseCause, CloseSignal};
 
@@ -98,6 +100,29 @@ impl Client {
     /// Queues a PUBLISH.
     pub(crate) fn deliver(&self, delivery: Delivery) {
         self.send(Outgoing::Publish(delivery));
+    }
+
+    /// Queues a PUBLISH answering one of the client's own requests. It waits,
+    /// until `deadline`, for room for itself and `headroom` more slots, left to
+    /// the acknowledgements the reader queues without waiting: a client asking
+    /// faster than it reads is slowed down (its next packets wait unread), one
+    /// that reads nothing by then is closed as too slow.
+    pub(crate) async fn answer(&self, delivery: Delivery, headroom: usize, deadline: Instant) {
+        let wanted = (headroom + 1).min(self.outgoing.max_capacity());
+        match tokio::time::timeout_at(deadline, self.outgoing.reserve_many(wanted)).await {
+            Ok(Ok(mut permits)) => {
+                if let Some(permit) = permits.next() {
+                    permit.send(Outgoing::Publish(delivery));
+                }
+            }
+            // The writer is gone: the connection is closing already.
+            Ok(Err(_)) => {}
+            Err(_) => {
+                if self.signal.close(CloseCause::Backpressure) {
+                    tracing::warn!(connection_id = %self.id, client_id = %self.client_id, "Client reads no answer: closed (too much backpressure).");
+                }
+            }
+        }
     }
 
     /// Asks the connection to close; true for the first request.

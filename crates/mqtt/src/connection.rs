@@ -45,6 +45,14 @@ use crate::session::{self, ServerLimits, Session};
 use crate::topics::{PublishRoute, Refusal, SubscribeRoute};
 use crate::writer::{Inflight, Writer};
 
+/// How long an answer waits for room in a full outgoing queue before the
+/// client, which then reads nothing, is closed as too slow.
+const ANSWER_ROOM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Queue slots kept free, beyond one per request in flight, for the packets the
+/// reader queues without waiting (PINGRESP, SUBACK...).
+const ACK_HEADROOM: usize = 8;
+
 /// Free room kept in the read buffer before reading the socket.
 const READ_CHUNK: usize = 4096;
 
@@ -265,7 +273,10 @@ impl Reader<'_> {
                     break;
                 }
                 Some(answer) = running.next(), if !running.is_empty() => {
-                    self.client.deliver(answer);
+                    // Room for the answer and for the acknowledgements one
+                    // batch of requests may queue at once.
+                    let headroom = max_in_flight + ACK_HEADROOM;
+                    self.client.answer(answer, headroom, Instant::now() + ANSWER_ROOM_WAIT).await;
                     if let Some(window) = keep_alive {
                         timer.as_mut().reset(Instant::now() + window);
                     }
@@ -316,7 +327,7 @@ impl Reader<'_> {
                         break;
                     }
                     answer = running.next() => match answer {
-                        Some(answer) => self.client.deliver(answer),
+                        Some(answer) => self.client.answer(answer, 0, deadline).await,
                         None => break,
                     },
                 }

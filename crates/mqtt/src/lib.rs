@@ -98,7 +98,10 @@
 //!   packets ([`outgoing_queue`](MqttConfig::outgoing_queue)), drained by the
 //!   only task writing to its socket; `broadcast` and `notify` never wait. A
 //!   client that leaves its queue full is closed (MQTT 5 DISCONNECT 0x97) and
-//!   never slows the others down. A notification's topic and payload are shared
+//!   never slows the others down. The answer to the client's own request waits
+//!   for room instead (its next packets wait unread: flow control), up to 10 s,
+//!   keeping room for one batch of acknowledgements; after that the client is
+//!   closed the same way. A notification's topic and payload are shared
 //!   by all its recipients; each PUBLISH is encoded once per recipient.
 //! - **End of a connection** (DISCONNECT, socket drop, keep-alive expiry,
 //!   malformed packet...): the router forgets it (`remove_connection`, exactly

@@ -523,6 +523,34 @@ async fn oversized_packets_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_asking_faster_than_its_queue_holds_is_slowed_down_not_cut_off() {
+    // A queue of 32 packets, and 2000 requests sent in one burst by a client
+    // whose event loop reads its answers all along: every answer arrives.
+    let config = MqttConfig {
+        outgoing_queue: 32,
+        max_in_flight: 8,
+        ..MqttConfig::default()
+    };
+    let server = Server::start(config).await;
+    for version in VERSIONS {
+        let mut client = server.client(version, "burst").await;
+        const REQUESTS: usize = 2000;
+        for n in 0..REQUESTS {
+            let request = json!({"controller":"server","action":"now","requestId":format!("burst-{n}")});
+            client.publish("Kuzzle/request", 0, request.to_string()).await;
+        }
+        let mut answered = std::collections::HashSet::new();
+        while answered.len() < REQUESTS {
+            let (topic, answer, _, _) = client.next_publish().await;
+            assert_eq!(topic, "Kuzzle/response", "{version:?}");
+            assert_eq!(answer["status"], 200, "{version:?}: {answer}");
+            assert!(answered.insert(answer["requestId"].as_str().expect("id").to_owned()));
+        }
+        client.disconnect().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_is_cut_off_and_the_others_get_everything() {
     let config = MqttConfig {
         outgoing_queue: 8,

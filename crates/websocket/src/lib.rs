@@ -51,9 +51,11 @@
 //!   connection stays; a larger one closes the connection with code 1009.
 //! - **Backpressure**: each connection has one bounded queue of outgoing
 //!   messages ([`outgoing_queue`](WebSocketConfig::outgoing_queue), 1024),
-//!   drained by the only task writing to its socket. A client that leaves it full
-//!   is closed with code 1011 "too much backpressure: client is too slow", and
-//!   never slows the others down.
+//!   drained by the only task writing to its socket. A notification that finds
+//!   it full closes the client with code 1011 "too much backpressure: client is
+//!   too slow": it never slows the others down. The answer to the client's own
+//!   request waits for room instead (its next frames wait unread: flow control),
+//!   up to 10 s, after which the client is closed the same way.
 //! - **Handshake** (standalone): any path is accepted, as Kuzzle's `/*` route;
 //!   the upgrade request's headers become the connection's headers, and
 //!   `X-Forwarded-For` adds addresses after the socket's peer.
