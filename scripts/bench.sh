@@ -3,21 +3,32 @@
 #
 #   WebSocket fan-out 1 -> N      protoplex vs ws-broadcast (benches/baselines)
 #   HTTP realtime:publish         protoplex vs http-fixed   (benches/baselines)
+#   MQTT fan-out 1 -> 100, QoS 0  protoplex vs Mosquitto (Debian package, own config)
+#   AMQP request/response         protoplex vs amqp-echo (benches/baselines), RabbitMQ
 #   filter matching, 10k filters  protoplex vs Koncorde (Node, npm `koncorde@4`)
 #   idle WebSocket connections    protoplex's RSS per connection
 #
 # Usage: scripts/bench.sh [--quick] [--out DIR] [-- LOADGEN-SUITE-ARGS...]
 #
 #   (full)    writes benches/results/latest.md, latest.json and fanout.svg;
-#             installs Koncorde with npm into the cache directory if missing.
+#             installs Koncorde with npm into the cache directory and
+#             Mosquitto with apt-get (as root) if missing, and starts RabbitMQ
+#             with scripts/services.sh; a baseline that cannot be had is
+#             skipped with a note in the report, never a failure.
 #   --quick   every scenario for a second or two at small sizes, loopback only
-#             (no npm install: the Koncorde row is skipped if it is not cached);
-#             the report goes to a temporary directory unless --out is given.
+#             (no npm, no apt-get: the Koncorde and Mosquitto rows are skipped
+#             if missing, the AMQP rows if no broker answers); the report goes
+#             to a temporary directory unless --out is given.
 #             Exits non-zero when a scenario fails (lost messages, a server
 #             that does not start, ...), never because of a figure.
 #
+# Mosquitto runs as a foreground child of the load generator on a free
+# 127.0.0.1 port (its configuration file is written next to the logs), never
+# as a system service.
+#
 # Environment: CARGO_TARGET_DIR (default target), PROTOPLEX_KONCORDE_DIR
-# (default ${XDG_CACHE_HOME:-~/.cache}/protoplex-bench/koncorde).
+# (default ${XDG_CACHE_HOME:-~/.cache}/protoplex-bench/koncorde),
+# PROTOPLEX_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +41,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift ;;
     --out=*) out="${1#--out=}" ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -85,8 +96,57 @@ else
   fi
 fi
 
+step "MQTT baseline: Mosquitto"
+mosquitto_args=()
+find_mosquitto() { command -v mosquitto 2> /dev/null || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; } || true; }
+mosquitto_bin="$(find_mosquitto)"
+missing=""
+if [ -z "$mosquitto_bin" ]; then
+  if [ "$quick" = 1 ]; then
+    missing="Mosquitto is not installed and --quick uses no network (a full scripts/bench.sh installs it with apt-get)"
+  elif [ "$(id -u)" != 0 ] || ! command -v apt-get > /dev/null; then
+    missing="Mosquitto is not installed, and installing it takes apt-get as root (apt-get install mosquitto)"
+  else
+    echo "installing mosquitto (apt-get)"
+    # Keep the package's scripts from starting the system service: it is
+    # started by the load generator, on its own port, for each run.
+    created_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+      created_policy=1
+    fi
+    apt_status=0
+    { DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends mosquitto < /dev/null ||
+        { DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q &&
+          DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends mosquitto < /dev/null; }
+    } > "$work/mosquitto-apt.log" 2>&1 || apt_status=$?
+    if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    mosquitto_bin="$(find_mosquitto)"
+    if [ -z "$mosquitto_bin" ]; then
+      tail -n 10 "$work/mosquitto-apt.log" >&2 || true
+      missing="apt-get install mosquitto failed (exit $apt_status)"
+    fi
+  fi
+fi
+if [ -n "$mosquitto_bin" ]; then
+  echo "using $mosquitto_bin"
+  mosquitto_args=(--mosquitto "$mosquitto_bin")
+else
+  echo "skipped: $missing"
+  mosquitto_args=(--mosquitto-missing "$missing")
+fi
+
+step "AMQP broker: RabbitMQ"
+if [ "$quick" = 1 ]; then
+  echo "--quick starts nothing: the AMQP rows run if a broker answers at ${PROTOPLEX_AMQP_URL:-the default URL}"
+elif ! scripts/services.sh; then
+  echo "bench.sh: scripts/services.sh failed: the AMQP rows will be skipped" >&2
+fi
+
 step "load: fan-out, request/response, idle connections ($([ "$quick" = 1 ] && echo quick || echo full))"
 args=(suite --protoplex "$bin/protoplex" --ws-baseline "$bin/ws-broadcast" --http-baseline "$bin/http-fixed"
+      --amqp-baseline "$bin/amqp-echo" "${mosquitto_args[@]}"
       --out "$out" --filter-dir "$filter_dir")
 if [ "$quick" = 1 ]; then args+=(--quick); limit=180; else limit=1800; fi
 status=0

@@ -7,15 +7,21 @@
 //! - `ws-broadcast`: tokio-tungstenite; every text frame any client sends goes
 //!   to every connected client (itself included), with no JSON and no filter;
 //! - `http-fixed`: hyper HTTP/1.1; every request is read whole and answered
-//!   with the same small JSON body.
+//!   with the same small JSON body;
+//! - `amqp-echo`: lapin; consumes a request queue of a RabbitMQ broker and
+//!   publishes every body back to its `reply_to` queue with its
+//!   `correlation_id`, as protoplex's AMQP entry point answers, without the API.
 //!
-//! Both take the launcher's flags (`--bind ADDR --port PORT`) and stop on
-//! SIGINT/SIGTERM. Later rows (an AMQP echo responder over lapin) become new
-//! binaries here.
+//! All take the launcher's flags (`--bind ADDR --port PORT`) and stop on
+//! SIGINT/SIGTERM. `amqp-echo` serves nothing on its port: it listens there
+//! once it consumes, to tell it is ready; its broker settings are read from
+//! the variables protoplex reads (`PROTOPLEX_AMQP_URL`,
+//! `PROTOPLEX_AMQP__QUEUE`, ...).
 //!
 //! ```text
 //! ws-broadcast --bind 127.0.0.1 --port 7600
 //! http-fixed --bind 127.0.0.1 --port 7601
+//! PROTOPLEX_AMQP__QUEUE=echo.requests PROTOPLEX_AMQP__ROUTING_KEY=echo amqp-echo --port 7602
 //! ```
 
 use std::net::IpAddr;

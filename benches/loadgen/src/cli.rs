@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::clients::Dialect;
-use crate::process::{Server, ServerSpec, raise_fd_limit};
+use crate::clients::amqp::{self, AmqpRoute};
+use crate::process::{Listen, Server, ServerSpec, mosquitto_spec, raise_fd_limit};
 use crate::report;
-use crate::scenarios::fanout::{self, FanoutConfig};
+use crate::scenarios::fanout::{self, FanoutConfig, Transport};
 use crate::scenarios::idle::{self, IdleConfig};
 use crate::scenarios::request::{self, Action, RequestConfig, RequestProtocol};
 use crate::scenarios::suite::{self, SuiteConfig};
@@ -31,8 +32,9 @@ pub struct Cli {
 
 /// The scenarios.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 pub enum Command {
-    /// P publishers -> N subscribers over WebSocket; prints the result as JSON.
+    /// P publishers -> N subscribers over WebSocket or MQTT; prints the result as JSON.
     Fanout(FanoutArgs),
     /// C concurrent clients issuing server:now or realtime:publish; prints JSON.
     Request(RequestArgs),
@@ -58,7 +60,9 @@ pub struct ReportArgs {
 /// Which server to load: one this process starts, or one already running.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Start this executable on a free loopback port (it gets `--bind 127.0.0.1 --port PORT`).
+    /// Start this executable on a free loopback port (it gets `--bind 127.0.0.1 --port PORT`;
+    /// protoplex over MQTT also `--mqtt-port PORT2`; Mosquitto, `--transport mqtt --dialect raw`,
+    /// a configuration file instead).
     #[arg(long, value_name = "PATH", required_unless_present = "address")]
     pub server: Option<PathBuf>,
     /// One more argument for the started server (repeatable).
@@ -84,6 +88,9 @@ pub struct FanoutArgs {
     /// The server.
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Protocol of the clients (mqtt: 3.1.1, QoS 0; with --address, the MQTT port).
+    #[arg(long, value_enum, default_value = "websocket")]
+    pub transport: Transport,
     /// Publishers.
     #[arg(long, short = 'p', default_value_t = 1)]
     pub publishers: usize,
@@ -129,6 +136,40 @@ pub struct RequestArgs {
     /// Seconds to run.
     #[arg(long, short = 't', default_value_t = 5.0)]
     pub duration: f64,
+    /// AMQP: the broker's URL.
+    #[arg(long, env = "PROTOPLEX_AMQP_URL", default_value = amqp::DEFAULT_URL)]
+    pub amqp_url: String,
+    /// AMQP: the server's request queue (default: protoplex.requests with
+    /// --address; one made for the run, then deleted, with --server).
+    #[arg(long)]
+    pub amqp_queue: Option<String>,
+    /// AMQP: routing key of the requests on amq.topic (default: kuzzle with
+    /// --address; the queue's name with --server).
+    #[arg(long)]
+    pub amqp_routing_key: Option<String>,
+}
+
+impl RequestArgs {
+    /// The AMQP route of the run (a fresh one when the server is started here).
+    pub fn amqp_route(&self) -> AmqpRoute {
+        let mut route = if self.server.address.is_some() {
+            AmqpRoute {
+                url: self.amqp_url.clone(),
+                exchange: "amq.topic".into(),
+                routing_key: "kuzzle".into(),
+                queue: "protoplex.requests".into(),
+            }
+        } else {
+            AmqpRoute::unique(&self.amqp_url, "loadgen.requests")
+        };
+        if let Some(queue) = &self.amqp_queue {
+            route.queue = queue.clone();
+        }
+        if let Some(key) = &self.amqp_routing_key {
+            route.routing_key = key.clone();
+        }
+        route
+    }
 }
 
 /// `loadgen idle`.
@@ -194,6 +235,36 @@ pub struct SuiteArgs {
     /// Directory where bench.sh left the filter comparison's output.
     #[arg(long, value_name = "DIR")]
     pub filter_dir: Option<PathBuf>,
+    /// The Mosquitto executable, the MQTT fan-out's baseline (none: that row is skipped).
+    #[arg(long, value_name = "PATH")]
+    pub mosquitto: Option<PathBuf>,
+    /// Why Mosquitto is not given, for the report.
+    #[arg(long, value_name = "REASON")]
+    pub mosquitto_missing: Option<String>,
+    /// MQTT fan-out subscribers, 1 publisher (default 100; quick: 10; 0: no MQTT runs).
+    #[arg(long)]
+    pub mqtt_subscribers: Option<usize>,
+    /// MQTT fan-out body size, bytes.
+    #[arg(long, default_value_t = 64)]
+    pub mqtt_size: usize,
+    /// Seconds of each MQTT fan-out run (default 5; quick: 1).
+    #[arg(long)]
+    pub mqtt_duration: Option<f64>,
+    /// The `amqp-echo` baseline binary (none: the AMQP rows are skipped).
+    #[arg(long, value_name = "PATH")]
+    pub amqp_baseline: Option<PathBuf>,
+    /// The AMQP broker's URL.
+    #[arg(long, env = "PROTOPLEX_AMQP_URL", default_value = amqp::DEFAULT_URL)]
+    pub amqp_url: String,
+    /// AMQP concurrent clients (default 16; quick: 4; 0: no AMQP runs).
+    #[arg(long)]
+    pub amqp_clients: Option<usize>,
+    /// Seconds of each AMQP run (default 5; quick: 1).
+    #[arg(long)]
+    pub amqp_duration: Option<f64>,
+    /// A note for the report (repeatable), e.g. why a baseline is missing.
+    #[arg(long = "note", value_name = "TEXT")]
+    pub notes: Vec<String>,
 }
 
 impl SuiteArgs {
@@ -225,6 +296,16 @@ impl SuiteArgs {
             idle: or(&self.idle, &[10_000, 50_000], &[500]),
             filter_dir: self.filter_dir.clone(),
             fd_limit: 0,
+            mosquitto: self.mosquitto.clone(),
+            mosquitto_missing: self.mosquitto_missing.clone(),
+            mqtt_subscribers: self.mqtt_subscribers.unwrap_or(if self.quick { 10 } else { 100 }),
+            mqtt_size: self.mqtt_size,
+            mqtt_duration: seconds(self.mqtt_duration, 5.0, 1.0),
+            amqp_baseline: self.amqp_baseline.clone(),
+            amqp_url: self.amqp_url.clone(),
+            amqp_clients: self.amqp_clients.unwrap_or(if self.quick { 4 } else { 16 }),
+            amqp_duration: seconds(self.amqp_duration, 5.0, 1.0),
+            notes: self.notes.clone(),
         }
     }
 }
@@ -257,6 +338,7 @@ pub async fn execute(cli: Cli) -> Result<bool, CliError> {
             let limit = raise_fd_limit(args.subscribers as u64 + FD_SLACK);
             check_fd_limit(limit, args.subscribers)?;
             let config = FanoutConfig {
+                transport: args.transport,
                 dialect: args.server.dialect,
                 publishers: args.publishers,
                 subscribers: args.subscribers,
@@ -267,12 +349,19 @@ pub async fn execute(cli: Cli) -> Result<bool, CliError> {
                 sources: args.sources,
                 connect_concurrency: 64,
             };
-            let (server, target) = target(&args.server).await?;
+            let listen = match (args.transport, args.server.dialect) {
+                (Transport::Websocket, _) => Launch::Flags,
+                (Transport::Mqtt, Dialect::Kuzzle) => Launch::Protoplex,
+                (Transport::Mqtt, Dialect::Raw) => Launch::Mosquitto,
+            };
+            let (server, target) = target(&args.server, listen, vec![]).await?;
             let result = fanout::run(&config, &target).await;
             finish_single(server, result, |r| r.failures()).await
         }
         Command::Request(args) => {
             raise_fd_limit(args.clients as u64 + FD_SLACK);
+            let amqp = args.protocol == RequestProtocol::Amqp;
+            let route = amqp.then(|| args.amqp_route());
             let config = RequestConfig {
                 dialect: args.server.dialect,
                 protocol: args.protocol,
@@ -280,10 +369,38 @@ pub async fn execute(cli: Cli) -> Result<bool, CliError> {
                 clients: args.clients,
                 size: args.size,
                 duration: Duration::from_secs_f64(args.duration.max(0.1)),
+                amqp: route.clone(),
             };
-            let (server, target) = target(&args.server).await?;
-            let result = request::run(&config, &target).await;
-            finish_single(server, result, |r| r.failures()).await
+            // A server started here gets a request queue of its own, declared
+            // first and deleted at the end.
+            let started_here = args.server.address.is_none();
+            let mut env = vec![];
+            if let Some(route) = route.as_ref().filter(|_| started_here) {
+                amqp::prepare_queue(route)
+                    .await
+                    .map_err(|source| ScenarioError::Client {
+                        what: format!("declaring {}", route.queue),
+                        source,
+                    })?;
+                env = route.env();
+            }
+            let started = target(&args.server, Launch::Flags, env).await;
+            let outcome = match started {
+                Ok((server, target)) => {
+                    let result = request::run(&config, &target).await;
+                    finish_single(server, result, |r| r.failures()).await
+                }
+                Err(error) => Err(error),
+            };
+            if let Some(route) = route.as_ref().filter(|_| started_here)
+                && let Err(error) = amqp::delete_queue(&route.url, &route.queue).await
+            {
+                eprintln!(
+                    "loadgen: could not delete the AMQP queue {}: {error}",
+                    route.queue
+                );
+            }
+            outcome
         }
         Command::Idle(args) => {
             let limit = raise_fd_limit(args.connections as u64 + FD_SLACK);
@@ -293,7 +410,7 @@ pub async fn execute(cli: Cli) -> Result<bool, CliError> {
                 concurrency: args.concurrency,
                 settle: Duration::from_secs_f64(args.settle.max(0.0)),
             };
-            let (server, target) = target(&args.server).await?;
+            let (server, target) = target(&args.server, Launch::Flags, vec![]).await?;
             let result = idle::run(&config, &target).await;
             finish_single(server, result, |r| r.failures()).await
         }
@@ -374,8 +491,23 @@ fn check_fd_limit(limit: u64, connections: usize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Starts the server asked for, or describes the one already running.
-async fn target(args: &ServerArgs) -> Result<(Option<Server>, Target), CliError> {
+/// How `target` starts a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Launch {
+    /// `--bind 127.0.0.1 --port PORT`, PORT under test.
+    Flags,
+    /// protoplex: also `--mqtt-port PORT2`, PORT2 under test.
+    Protoplex,
+    /// Mosquitto: a configuration file.
+    Mosquitto,
+}
+
+/// Starts the server asked for (with `env` added), or describes the one already running.
+async fn target(
+    args: &ServerArgs,
+    launch: Launch,
+    env: Vec<(String, String)>,
+) -> Result<(Option<Server>, Target), CliError> {
     if let Some(address) = args.address {
         let target = Target {
             name: args.name.clone().unwrap_or_else(|| "server".into()),
@@ -392,13 +524,25 @@ async fn target(args: &ServerArgs) -> Result<(Option<Server>, Target), CliError>
             .file_name()
             .map_or_else(|| "server".into(), |name| name.to_string_lossy().into_owned())
     });
-    let spec = ServerSpec {
+    let mut spec = ServerSpec {
         name,
         program: program.clone(),
         args: args.server_args.clone(),
         env: vec![("RUST_LOG".into(), "warn".into())],
         log: None,
+        listen: Listen::Flags,
     };
+    match launch {
+        Launch::Flags => {}
+        Launch::Protoplex => spec.listen = Listen::FlagsAndSecondPort("--mqtt-port".into()),
+        Launch::Mosquitto => {
+            let mut mosquitto = mosquitto_spec(program, &std::env::temp_dir(), None);
+            mosquitto.name = spec.name;
+            mosquitto.args.extend(spec.args);
+            spec = mosquitto;
+        }
+    }
+    spec.env.extend(env);
     let server = Server::start(&spec).await.map_err(ScenarioError::from)?;
     let target = Target::of(&server);
     Ok((Some(server), target))
@@ -448,12 +592,52 @@ mod tests {
         let full = parse(&base);
         assert_eq!(full.subscribers, vec![1, 10, 100, 1000]);
         assert_eq!(full.http_clients, 64);
+        assert_eq!((full.mqtt_subscribers, full.mqtt_size), (100, 64));
+        assert_eq!(full.mqtt_duration, Duration::from_secs(5));
+        assert_eq!(full.amqp_clients, 16);
+        assert_eq!(full.mosquitto, None);
         let mut quick_args = base.to_vec();
         quick_args.extend(["--quick", "--idle", "100,200"]);
         let quick = parse(&quick_args);
         assert_eq!(quick.subscribers, vec![1, 10]);
         assert_eq!(quick.duration, Duration::from_secs(1));
         assert_eq!(quick.idle, vec![100, 200]);
+        assert_eq!((quick.mqtt_subscribers, quick.amqp_clients), (10, 4));
+        assert_eq!(quick.amqp_duration, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn amqp_routes_of_single_runs() {
+        let request = |args: &[&str]| match Cli::try_parse_from(args).expect("valid").command {
+            Command::Request(request) => request,
+            other => panic!("{other:?}"),
+        };
+        let running = request(&[
+            "loadgen",
+            "request",
+            "--protocol",
+            "amqp",
+            "--address",
+            "127.0.0.1:1",
+        ]);
+        let route = running.amqp_route();
+        assert_eq!(
+            (route.queue.as_str(), route.routing_key.as_str()),
+            ("protoplex.requests", "kuzzle")
+        );
+        let started = request(&[
+            "loadgen",
+            "request",
+            "--protocol",
+            "amqp",
+            "--server",
+            "p",
+            "--amqp-routing-key",
+            "k",
+        ]);
+        let route = started.amqp_route();
+        assert!(route.queue.starts_with("loadgen.requests."), "{route:?}");
+        assert_eq!(route.routing_key, "k");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The load generator of protoplex: real WebSocket and HTTP clients (MQTT and
-//! AMQP to come), the scenarios that drive them against a server started on
+//! The load generator of protoplex: real WebSocket, HTTP, MQTT and AMQP
+//! clients, the scenarios that drive them against a server started on
 //! a loopback port, and the report that compares protoplex with baselines
 //! measured side by side (`benches/baselines`).
 //!
@@ -11,9 +11,11 @@
 //! use std::time::Duration;
 //! use protoplex_loadgen::clients::Dialect;
 //! use protoplex_loadgen::scenarios::{Target, fanout};
+//! use protoplex_loadgen::scenarios::fanout::Transport;
 //!
 //! let target = Target { name: "protoplex".into(), address: "127.0.0.1:7512".parse()?, pid: None };
 //! let config = fanout::FanoutConfig {
+//!     transport: Transport::Websocket,
 //!     dialect: Dialect::Kuzzle,
 //!     publishers: 1,
 //!     subscribers: 100,

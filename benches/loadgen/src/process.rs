@@ -63,12 +63,60 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
+/// How a started server is told where to listen, and which address is under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// `--bind 127.0.0.1 --port PORT` before the arguments (protoplex, the
+    /// baselines); PORT is under test.
+    Flags,
+    /// As [`Listen::Flags`], plus `FLAG PORT2` (protoplex's `--mqtt-port`):
+    /// PORT2 is under test; both ports are waited for.
+    FlagsAndSecondPort(String),
+    /// No flag: `text`, where `{port}` is replaced by the port, is written to
+    /// `path` (Mosquitto's configuration, given to it among the arguments as
+    /// `-c PATH`); PORT is under test.
+    ConfigFile {
+        /// Where the file is written.
+        path: PathBuf,
+        /// Its text, with `{port}` placeholders.
+        text: String,
+    },
+}
+
+/// Mosquitto's configuration: one loopback listener, anonymous clients, no
+/// persistence, its log on stderr (into the server's log file).
+pub const MOSQUITTO_CONFIG: &str = "\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+";
+
+/// How to start Mosquitto (`program`) as a foreground child, its
+/// configuration file written into `dir`.
+pub fn mosquitto_spec(program: &Path, dir: &Path, log: Option<PathBuf>) -> ServerSpec {
+    let config = dir.join(format!("mosquitto-{}.conf", std::process::id()));
+    ServerSpec {
+        name: "mosquitto".into(),
+        program: program.into(),
+        args: vec!["-c".into(), config.display().to_string()],
+        env: vec![],
+        log,
+        listen: Listen::ConfigFile {
+            path: config,
+            text: MOSQUITTO_CONFIG.into(),
+        },
+    }
+}
+
 /// How to start a server under test.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
     /// Name in the report (`protoplex`, `ws-broadcast`, ...).
     pub name: String,
-    /// The executable; it gets `--bind 127.0.0.1 --port PORT` then `args`.
+    /// The executable; it gets the flags of [`ServerSpec::listen`] then `args`.
     pub program: PathBuf,
     /// More arguments.
     pub args: Vec<String>,
@@ -76,6 +124,8 @@ pub struct ServerSpec {
     pub env: Vec<(String, String)>,
     /// Where its stdout and stderr go (discarded when `None`).
     pub log: Option<PathBuf>,
+    /// How it is told its port.
+    pub listen: Listen,
 }
 
 /// Why a server could not be used.
@@ -118,7 +168,10 @@ pub struct Server {
     name: String,
     child: Child,
     pid: u32,
+    /// The address under test.
     address: SocketAddr,
+    /// Every address waited for before the server counts as started.
+    probes: Vec<SocketAddr>,
     log: Option<PathBuf>,
 }
 
@@ -130,7 +183,37 @@ impl Server {
             source,
         };
         let port = free_port().map_err(spawn_error)?;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let loopback = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut flags = Vec::new();
+        let mut probes = vec![loopback(port)];
+        match &spec.listen {
+            Listen::Flags => flags.extend([
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+            ]),
+            Listen::FlagsAndSecondPort(flag) => {
+                let second = loop {
+                    let candidate = free_port().map_err(spawn_error)?;
+                    if candidate != port {
+                        break candidate;
+                    }
+                };
+                flags.extend([
+                    "--bind".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    port.to_string(),
+                ]);
+                flags.extend([flag.clone(), second.to_string()]);
+                probes.insert(0, loopback(second));
+            }
+            Listen::ConfigFile { path, text } => {
+                std::fs::write(path, text.replace("{port}", &port.to_string())).map_err(spawn_error)?;
+            }
+        }
+        let address = probes[0];
         let (stdout, stderr) = match &spec.log {
             Some(path) => {
                 let file = std::fs::File::create(path).map_err(spawn_error)?;
@@ -140,7 +223,7 @@ impl Server {
             None => (Stdio::null(), Stdio::null()),
         };
         let child = Command::new(&spec.program)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(&flags)
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -155,6 +238,7 @@ impl Server {
             child,
             pid,
             address,
+            probes,
             log: spec.log.clone(),
         };
         server.wait_listening().await?;
@@ -171,7 +255,11 @@ impl Server {
                     log: self.log.as_deref().map(log_tail).unwrap_or_default(),
                 });
             }
-            if tokio::net::TcpStream::connect(self.address).await.is_ok() {
+            let mut listening = true;
+            for probe in &self.probes {
+                listening &= tokio::net::TcpStream::connect(*probe).await.is_ok();
+            }
+            if listening {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -181,7 +269,7 @@ impl Server {
         }
     }
 
-    /// Where it listens.
+    /// Where it listens (the address under test, see [`Listen`]).
     pub fn address(&self) -> SocketAddr {
         self.address
     }
@@ -269,6 +357,22 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmHWM"), Some(20480));
         assert_eq!(parse_status_kib(status, "VmSwap"), None);
         assert_eq!(parse_status_kib(status, "Threads"), None);
+    }
+
+    #[test]
+    fn mosquitto_gets_its_own_config_file() {
+        let dir = std::env::temp_dir();
+        let spec = mosquitto_spec(Path::new("/usr/sbin/mosquitto"), &dir, None);
+        let Listen::ConfigFile { path, text } = &spec.listen else {
+            panic!("{:?}", spec.listen);
+        };
+        assert_eq!(spec.args, vec!["-c".to_owned(), path.display().to_string()]);
+        let text = text.replace("{port}", "1234");
+        assert!(text.starts_with("listener 1234 127.0.0.1\n"), "{text}");
+        assert!(
+            text.contains("allow_anonymous true\npersistence false\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -4,12 +4,56 @@
 use std::fmt::Write;
 
 use crate::chart::{self, Point, Series};
-use crate::results::{Comparison, FilterRow, Suite};
+use crate::results::{Comparison, FanoutResult, FilterRow, Suite};
+use crate::scenarios::suite::{AMQP_ROW, MQTT_ROW};
+
+/// The fan-out runs of one transport.
+fn runs_of<'a>(suite: &'a Suite, transport: &'a str) -> impl Iterator<Item = &'a FanoutResult> + 'a {
+    suite.fanout.iter().filter(move |run| run.transport == transport)
+}
+
+/// protoplex's run and the baseline's, at the largest number of subscribers
+/// both reached over `transport`.
+fn fanout_pair<'a>(suite: &'a Suite, transport: &'a str) -> Option<(&'a FanoutResult, &'a FanoutResult)> {
+    let theirs_at = |subscribers: usize| {
+        runs_of(suite, transport).find(|run| run.server != PROTOPLEX && run.subscribers == subscribers)
+    };
+    let ours = runs_of(suite, transport)
+        .filter(|run| run.server == PROTOPLEX && theirs_at(run.subscribers).is_some())
+        .max_by_key(|run| run.subscribers)?;
+    Some((ours, theirs_at(ours.subscribers)?))
+}
+
+/// A goals row for a comparison skipped on purpose.
+fn skipped_row(
+    suite: &Suite,
+    row: &str,
+    baseline_name: &str,
+    unit: &str,
+    goal: String,
+) -> Option<Comparison> {
+    let skipped = suite.skipped.iter().find(|skipped| skipped.row == row)?;
+    Some(Comparison {
+        name: row.into(),
+        baseline_name: baseline_name.into(),
+        protoplex: 0.0,
+        baseline: None,
+        unit: unit.into(),
+        ratio: None,
+        goal,
+        met: None,
+        note: format!("skipped: {}", skipped.reason),
+    })
+}
 
 /// protoplex's fan-out throughput over the broadcast ceiling.
 pub const FANOUT_GOAL: f64 = 0.8;
 /// protoplex's HTTP publish throughput over the fixed-answer server.
 pub const HTTP_GOAL: f64 = 0.7;
+/// protoplex's MQTT fan-out throughput over Mosquitto's (and a p99 no higher).
+pub const MQTT_GOAL: f64 = 1.0;
+/// protoplex's AMQP request/response throughput over the echo responder's.
+pub const AMQP_GOAL: f64 = 0.8;
 /// protoplex's filter matching throughput over Koncorde's.
 pub const FILTER_GOAL: f64 = 20.0;
 /// Server memory per idle WebSocket connection, bytes.
@@ -22,23 +66,7 @@ pub const PROTOPLEX: &str = "protoplex";
 pub fn comparisons(suite: &Suite) -> Vec<Comparison> {
     let mut rows = Vec::new();
     // Fan-out at the largest number of subscribers both servers reached.
-    let largest = suite
-        .fanout
-        .iter()
-        .filter(|run| run.server == PROTOPLEX)
-        .filter(|run| {
-            suite
-                .fanout
-                .iter()
-                .any(|b| b.server != PROTOPLEX && b.subscribers == run.subscribers)
-        })
-        .max_by_key(|run| run.subscribers);
-    if let Some(ours) = largest
-        && let Some(theirs) = suite
-            .fanout
-            .iter()
-            .find(|b| b.server != PROTOPLEX && b.subscribers == ours.subscribers)
-    {
+    if let Some((ours, theirs)) = fanout_pair(suite, "websocket") {
         rows.push(ratio_row(
             format!(
                 "WebSocket fan-out, {} -> {} subscribers",
@@ -72,6 +100,69 @@ pub fn comparisons(suite: &Suite) -> Vec<Comparison> {
             ours.requests_per_cpu_second(),
             theirs.requests_per_cpu_second(),
         ));
+    }
+    let mqtt_goal = format!(">= {MQTT_GOAL:.1}x, p99 <= baseline's");
+    if let Some((ours, theirs)) = fanout_pair(suite, "mqtt") {
+        let mut row = ratio_row(
+            format!(
+                "MQTT fan-out QoS 0, {} -> {} subscribers, {} B",
+                ours.publishers, ours.subscribers, ours.size
+            ),
+            &theirs.server,
+            ours.delivered_per_second,
+            theirs.delivered_per_second,
+            "delivered msg/s",
+            MQTT_GOAL,
+            ours.delivered_per_cpu_second(),
+            theirs.delivered_per_cpu_second(),
+        );
+        let p99_met = ours.latency.p99_us <= theirs.latency.p99_us;
+        row.goal = mqtt_goal;
+        row.met = row.met.map(|met| met && p99_met);
+        let p99 = format!(
+            "p99 {} ms vs {} ms",
+            ms(ours.latency.p99_us),
+            ms(theirs.latency.p99_us)
+        );
+        row.note = if row.note.is_empty() {
+            p99
+        } else {
+            format!("{p99}; {}", row.note)
+        };
+        rows.push(row);
+    } else if let Some(row) = skipped_row(suite, MQTT_ROW, "Mosquitto", "delivered msg/s", mqtt_goal) {
+        rows.push(row);
+    }
+    let amqp = |server_is_ours: bool| {
+        suite
+            .request
+            .iter()
+            .filter(|run| run.protocol == "amqp")
+            .filter(|run| (run.server == PROTOPLEX) == server_is_ours)
+            .max_by_key(|run| run.clients)
+    };
+    if let (Some(ours), Some(theirs)) = (amqp(true), amqp(false)) {
+        rows.push(ratio_row(
+            format!(
+                "AMQP request/response ({}), {} concurrent clients",
+                ours.action, ours.clients
+            ),
+            &theirs.server,
+            ours.requests_per_second,
+            theirs.requests_per_second,
+            "requests/s",
+            AMQP_GOAL,
+            ours.requests_per_cpu_second(),
+            theirs.requests_per_cpu_second(),
+        ));
+    } else if let Some(row) = skipped_row(
+        suite,
+        AMQP_ROW,
+        "amqp-echo",
+        "requests/s",
+        format!(">= {AMQP_GOAL}x"),
+    ) {
+        rows.push(row);
     }
     match &suite.filter {
         Some(FilterRow::Measured { protoplex, koncorde }) => {
@@ -187,7 +278,7 @@ fn mib(kib: u64) -> String {
 /// The fan-out chart's series, one per server.
 pub fn fanout_series(suite: &Suite) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
-    for run in &suite.fanout {
+    for run in runs_of(suite, "websocket") {
         let point = Point {
             subscribers: run.subscribers as f64,
             throughput: run.delivered_per_second,
@@ -206,11 +297,59 @@ pub fn fanout_series(suite: &Suite) -> Vec<Series> {
 
 /// The SVG chart of the fan-out runs.
 pub fn fanout_chart(suite: &Suite) -> String {
-    let size = suite.fanout.first().map_or(0, |run| run.size);
+    let size = runs_of(suite, "websocket").next().map_or(0, |run| run.size);
     chart::fanout_svg(
         &format!("WebSocket fan-out, 1 publisher, {size}-byte messages"),
         &fanout_series(suite),
     )
+}
+
+/// One fan-out section: settings of the first run, then a line per run.
+fn fanout_table(md: &mut String, title: &str, intro: &str, runs: &[&FanoutResult]) {
+    let Some(first) = runs.first() else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\n## {title}\n\n{intro}{} publisher(s), {}-byte bodies, {:.0} s per run, {}; a publisher stays at most {} messages ahead of the slowest subscriber. \
+         Latency: from the publisher's send to a subscriber's receipt. Lost/dup: messages missing or received twice, checked per subscriber and publisher.\n",
+        first.publishers,
+        first.size,
+        first.publish_seconds,
+        if first.rate == 0 {
+            "flat-out".to_owned()
+        } else {
+            format!("{} msg/s", first.rate)
+        },
+        first.window
+    );
+    let _ = writeln!(
+        md,
+        "| server | subscribers | published/s | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU s | delivered per CPU s | loadgen CPU s | server peak RSS MiB | lost | dup |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for run in runs {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {} |",
+            run.server,
+            run.subscribers,
+            group(run.published_per_second),
+            group(run.delivered_per_second),
+            ms(run.latency.p50_us),
+            ms(run.latency.p99_us),
+            ms(run.latency.p999_us),
+            run.server_cpu_seconds,
+            group(run.delivered_per_cpu_second()),
+            run.loadgen_cpu_seconds,
+            mib(run.server_peak_rss_kib),
+            run.delivery.lost,
+            run.delivery.duplicated
+        );
+    }
 }
 
 /// The markdown report; `chart` is the SVG's file name, linked when given.
@@ -289,58 +428,31 @@ pub fn markdown(suite: &Suite, chart: Option<&str>) -> String {
         }
     }
 
-    if !suite.fanout.is_empty() {
-        let first = &suite.fanout[0];
-        let _ = writeln!(
-            md,
-            "\n## WebSocket fan-out\n\n{} publisher(s), {}-byte bodies, {:.0} s per run, {}; a publisher stays at most {} messages ahead of the slowest subscriber. \
-             Latency: from the publisher's send to a subscriber's receipt. Lost/dup: messages missing or received twice, checked per subscriber and publisher.\n",
-            first.publishers,
-            first.size,
-            first.publish_seconds,
-            if first.rate == 0 {
-                "flat-out".to_owned()
-            } else {
-                format!("{} msg/s", first.rate)
-            },
-            first.window
-        );
-        let _ = writeln!(
-            md,
-            "| server | subscribers | published/s | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU s | delivered per CPU s | loadgen CPU s | server peak RSS MiB | lost | dup |"
-        );
-        let _ = writeln!(
-            md,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for run in &suite.fanout {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {} |",
-                run.server,
-                run.subscribers,
-                group(run.published_per_second),
-                group(run.delivered_per_second),
-                ms(run.latency.p50_us),
-                ms(run.latency.p99_us),
-                ms(run.latency.p999_us),
-                run.server_cpu_seconds,
-                group(run.delivered_per_cpu_second()),
-                run.loadgen_cpu_seconds,
-                mib(run.server_peak_rss_kib),
-                run.delivery.lost,
-                run.delivery.duplicated
-            );
-        }
+    let websocket: Vec<&FanoutResult> = runs_of(suite, "websocket").collect();
+    if !websocket.is_empty() {
+        fanout_table(&mut md, "WebSocket fan-out", "", &websocket);
         if let Some(chart) = chart {
             let _ = writeln!(md, "\n![throughput and p99 against subscribers]({chart})");
         }
+    }
+    let mqtt: Vec<&FanoutResult> = runs_of(suite, "mqtt").collect();
+    if !mqtt.is_empty() {
+        fanout_table(
+            &mut md,
+            "MQTT fan-out (QoS 0)",
+            "MQTT 3.1.1 at QoS 0 both ways. protoplex: each subscriber sends `realtime:subscribe` to `Kuzzle/request` \
+             and SUBSCRIBEs to the channel's topic, the publisher sends `realtime:publish` requests and reads their answers \
+             on `Kuzzle/response`; Mosquitto: plain topic fan-out, no answers. ",
+            &mqtt,
+        );
     }
 
     if !suite.request.is_empty() {
         let _ = writeln!(
             md,
-            "\n## Request/response\n\nEach client sends its next request when the previous one is answered (HTTP/1.1 keep-alive).\n"
+            "\n## Request/response\n\nEach client sends its next request when the previous one is answered: HTTP/1.1 keep-alive; \
+             AMQP through RabbitMQ, each client with its own connection and auto-delete reply queue, requests to `amq.topic` \
+             with the server's routing key, answers matched by `correlation_id` (`amqp-echo` sends the body back untouched).\n"
         );
         let _ = writeln!(
             md,
@@ -428,11 +540,6 @@ pub fn markdown(suite: &Suite, chart: Option<&str>) -> String {
         None => {}
     }
 
-    let _ = writeln!(
-        md,
-        "\n## Not measured yet\n\nMQTT fan-out against Mosquitto and AMQP request/response against a lapin echo responder: \
-         their clients and baselines come with the MQTT and AMQP entry points."
-    );
     if !suite.notes.is_empty() {
         let _ = writeln!(md, "\n## Notes\n");
         for note in &suite.notes {
@@ -491,6 +598,7 @@ mod tests {
             comparisons: vec![],
             failures: vec![],
             notes: vec![],
+            skipped: vec![],
         }
     }
 
@@ -563,6 +671,109 @@ mod tests {
         );
         assert!(md.contains("## Failures\n\n- idle protoplex x1000"), "{md}");
         assert!(!md.contains("fanout.svg"));
+    }
+
+    fn amqp_run(server: &str, requests_per_second: f64) -> crate::results::RequestResult {
+        crate::results::RequestResult {
+            server: server.into(),
+            dialect: if server == PROTOPLEX {
+                crate::clients::Dialect::Kuzzle
+            } else {
+                crate::clients::Dialect::Raw
+            },
+            protocol: "amqp".into(),
+            action: "server:now".into(),
+            clients: 16,
+            size: 256,
+            seconds: 5.0,
+            requests: (requests_per_second * 5.0) as u64,
+            failed: 0,
+            requests_per_second,
+            latency: Default::default(),
+            server_cpu_seconds: 1.0,
+            server_peak_rss_kib: 10_000,
+            loadgen_cpu_seconds: 1.0,
+            errors: vec![],
+        }
+    }
+
+    fn mqtt_run(server: &str, delivered_per_second: f64, p99_us: u64) -> FanoutResult {
+        let mut run = samples::fanout(server, 100, delivered_per_second);
+        run.transport = "mqtt".into();
+        run.size = 64;
+        run.latency.p99_us = p99_us;
+        run
+    }
+
+    #[test]
+    fn mqtt_goal_needs_the_rate_and_the_p99() {
+        let mut suite = suite();
+        suite.fanout.push(mqtt_run(PROTOPLEX, 1200.0, 5000));
+        suite.fanout.push(mqtt_run("mosquitto", 1000.0, 4000));
+        suite.request.push(amqp_run(PROTOPLEX, 850.0));
+        suite.request.push(amqp_run("amqp-echo", 1000.0));
+        let rows = comparisons(&suite);
+        // The WebSocket row ignores the MQTT runs (its baseline stays ws-broadcast).
+        assert_eq!(rows[0].baseline_name, "ws-broadcast");
+        assert_eq!(rows[0].ratio, Some(0.7));
+        let mqtt = rows
+            .iter()
+            .find(|row| row.name.starts_with("MQTT"))
+            .expect("MQTT row");
+        assert_eq!(mqtt.name, "MQTT fan-out QoS 0, 1 -> 100 subscribers, 64 B");
+        assert_eq!(mqtt.ratio, Some(1.2));
+        assert_eq!(mqtt.met, Some(false), "p99 5 ms > 4 ms: {mqtt:?}");
+        assert!(mqtt.note.starts_with("p99 5.00 ms vs 4.00 ms"), "{}", mqtt.note);
+        let amqp = rows
+            .iter()
+            .find(|row| row.name.starts_with("AMQP"))
+            .expect("AMQP row");
+        assert_eq!(amqp.ratio, Some(0.85));
+        assert_eq!(amqp.met, Some(true));
+        assert_eq!(amqp.baseline_name, "amqp-echo");
+
+        suite.fanout.last_mut().expect("mosquitto").latency.p99_us = 6000;
+        let rows = comparisons(&suite);
+        let mqtt = rows
+            .iter()
+            .find(|row| row.name.starts_with("MQTT"))
+            .expect("MQTT row");
+        assert_eq!(mqtt.met, Some(true));
+
+        suite.comparisons = rows;
+        let md = markdown(&suite, Some("fanout.svg"));
+        assert!(md.contains("## MQTT fan-out (QoS 0)"), "{md}");
+        assert!(md.contains("| mosquitto | 100 |"), "{md}");
+        assert!(md.contains("| amqp-echo | amqp | server:now | 16 |"), "{md}");
+        assert!(!md.contains("Not measured yet"), "{md}");
+        // The chart keeps to WebSocket.
+        assert!(
+            fanout_series(&suite)
+                .iter()
+                .all(|series| series.name != "mosquitto")
+        );
+    }
+
+    #[test]
+    fn skipped_baselines_show_as_not_measured() {
+        let mut suite = suite();
+        suite.fanout.push(mqtt_run(PROTOPLEX, 1200.0, 5000));
+        suite.skipped.push(crate::results::Skipped {
+            row: MQTT_ROW.into(),
+            reason: "Mosquitto is not installed".into(),
+        });
+        suite.skipped.push(crate::results::Skipped {
+            row: AMQP_ROW.into(),
+            reason: "no AMQP broker".into(),
+        });
+        suite.comparisons = comparisons(&suite);
+        let md = markdown(&suite, None);
+        assert!(
+            md.contains("| MQTT fan-out | — | — (Mosquitto) | — | >= 1.0x, p99 <= baseline's | not measured | skipped: Mosquitto is not installed |"),
+            "{md}"
+        );
+        assert!(md.contains("| not measured | skipped: no AMQP broker |"), "{md}");
+        assert!(!md.contains("- MQTT"), "a skipped row is no shortfall: {md}");
     }
 
     #[test]

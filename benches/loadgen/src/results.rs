@@ -17,7 +17,7 @@ pub struct FanoutResult {
     pub server: String,
     /// What it speaks.
     pub dialect: Dialect,
-    /// Transport (`websocket`; later `mqtt`, `amqp`).
+    /// Transport (`websocket`, `mqtt`).
     pub transport: String,
     /// Publishers.
     pub publishers: usize,
@@ -67,7 +67,10 @@ impl FanoutResult {
 
     /// Why this run failed; empty when it passed.
     pub fn failures(&self) -> Vec<String> {
-        let label = format!("fan-out {} 1->{}", self.server, self.subscribers);
+        let label = format!(
+            "{} fan-out {} {}->{}",
+            self.transport, self.server, self.publishers, self.subscribers
+        );
         let mut failures: Vec<String> = self.errors.iter().map(|e| format!("{label}: {e}")).collect();
         if !self.delivery.is_clean() {
             failures.push(format!(
@@ -95,7 +98,7 @@ pub struct RequestResult {
     pub server: String,
     /// What it speaks.
     pub dialect: Dialect,
-    /// `http` or `websocket`.
+    /// `http`, `websocket` or `amqp`.
     pub protocol: String,
     /// `server:now` or `realtime:publish`.
     pub action: String,
@@ -251,6 +254,15 @@ pub struct Comparison {
     pub note: String,
 }
 
+/// A comparison not measured on purpose (its baseline could not run here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The comparison (`MQTT fan-out`, `AMQP request/response`).
+    pub row: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// Everything one `loadgen suite` run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suite {
@@ -273,6 +285,9 @@ pub struct Suite {
     /// Runs skipped on purpose, and why (e.g. the open-file limit).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Comparisons skipped on purpose, and why (e.g. Mosquitto not installed).
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
 }
 
 /// `amount / seconds`, 0 when no time passed.

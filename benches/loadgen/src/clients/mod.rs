@@ -1,16 +1,22 @@
 //! Real clients of the servers under test, one module per protocol.
 //!
-//! Adding a protocol (MQTT, AMQP) means a new module here with the same
-//! three shapes as [`ws`]: a subscriber whose `next` yields raw message bytes
-//! (the scenario finds the [`payload`] marker in them), a publisher with
-//! `send` and `finish`, and a request/response `query`; then one arm per
-//! scenario that picks it (see [`crate::scenarios`]).
+//! A protocol's module has the shapes of [`ws`]: a subscriber whose `next`
+//! yields raw message bytes (the scenario finds the [`payload`] marker in
+//! them), a publisher with `send` and `finish`, and a request/response
+//! client; each scenario picks its clients in one `match` (see
+//! [`crate::scenarios`]). [`mqtt`] has the fan-out shapes, [`amqp`] the
+//! request/response one.
 
+pub mod amqp;
 pub mod http;
+pub mod mqtt;
 pub mod payload;
 pub mod ws;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +46,9 @@ pub enum ClientError {
     /// WebSocket protocol error.
     #[error("WebSocket: {0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// AMQP (lapin) error.
+    #[error("AMQP: {0}")]
+    Amqp(#[from] lapin::Error),
     /// HTTP protocol error.
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
@@ -55,6 +64,24 @@ pub enum ClientError {
     /// The server closed the connection.
     #[error("connection closed by the server{0}")]
     Closed(String),
+}
+
+/// Answers a publisher received, counted by its reader task.
+#[derive(Debug, Default)]
+pub struct Acks {
+    /// Successful answers (protoplex: status 200; baseline: any frame back).
+    pub ok: AtomicU64,
+    /// Failed answers.
+    pub failed: AtomicU64,
+    /// The first failure, for the report.
+    pub first_failure: Mutex<Option<String>>,
+}
+
+impl Acks {
+    /// Answers received so far.
+    pub fn total(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
 }
 
 /// The source address of connection `index` when connections are spread over

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,13 +12,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::{COLLECTION, ClientError, Dialect, INDEX};
+use super::{Acks, COLLECTION, ClientError, Dialect, INDEX};
 
 /// A client WebSocket over plain TCP.
 pub type WsStream = WebSocketStream<TcpStream>;
@@ -159,24 +158,6 @@ impl Subscriber {
     /// Closes the connection politely (bounded in time).
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.close(None)).await;
-    }
-}
-
-/// Answers a publisher received, counted by its reader task.
-#[derive(Debug, Default)]
-pub struct Acks {
-    /// Successful answers (protoplex: status 200; baseline: any frame back).
-    pub ok: AtomicU64,
-    /// Failed answers.
-    pub failed: AtomicU64,
-    /// The first failure, for the report.
-    pub first_failure: Mutex<Option<String>>,
-}
-
-impl Acks {
-    /// Answers received so far.
-    pub fn total(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Fan-out: P publishers -> N subscribers over WebSocket.
+//! Fan-out: P publishers -> N subscribers over WebSocket or MQTT (QoS 0).
 //!
 //! Subscribers connect (and, on protoplex, subscribe with filter `{}`), then
 //! the publishers send messages of S bytes for T seconds, at a rate or
@@ -8,15 +8,18 @@
 //!
 //! Flat-out is closed-loop: a publisher never gets more than `window`
 //! messages ahead of the slowest subscriber, so a server's bounded outgoing
-//! queues (protoplex's `outgoing_queue`, the baseline's channel) are never
-//! overrun by design and a lost message is a real loss.
+//! queues (protoplex's `outgoing_queue`, the baseline's channel,
+//! Mosquitto's `max_queued_messages`, 1000) are never overrun by design and
+//! a lost message is a real loss, even at MQTT's QoS 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::Progress;
 use super::{ScenarioError, Target, keep_error, own_cpu_seconds};
 use crate::clients::payload::{self, Marker};
-use crate::clients::ws::{Publisher, Subscriber};
-use crate::clients::{Dialect, source_address};
+use crate::clients::{Acks, ClientError, Dialect, mqtt, source_address, ws};
 use crate::clock;
 use crate::results::{FanoutResult, per};
 use crate::stats::{DeliveryCheck, Latency, SequenceChecker};
@@ -36,9 +38,107 @@ const DRAIN_QUIET: Duration = Duration::from_secs(3);
 /// Longest drain, whatever happens.
 const DRAIN_MAX: Duration = Duration::from_secs(20);
 
+/// The protocol of the fan-out's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// WebSocket text frames.
+    Websocket,
+    /// MQTT 3.1.1 at QoS 0 ([`crate::clients::mqtt`]).
+    Mqtt,
+}
+
+impl Transport {
+    /// Its name in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::Mqtt => "mqtt",
+        }
+    }
+}
+
+/// A subscriber of either transport.
+enum Subscriber {
+    Ws(Box<ws::Subscriber>),
+    Mqtt(mqtt::Subscriber),
+}
+
+impl Subscriber {
+    async fn connect(
+        transport: Transport,
+        server: SocketAddr,
+        source: Option<std::net::IpAddr>,
+        dialect: Dialect,
+    ) -> Result<Self, ClientError> {
+        Ok(match transport {
+            Transport::Websocket => {
+                Subscriber::Ws(Box::new(ws::Subscriber::connect(server, source, dialect).await?))
+            }
+            Transport::Mqtt => Subscriber::Mqtt(mqtt::Subscriber::connect(server, source, dialect).await?),
+        })
+    }
+
+    async fn next(&mut self) -> Result<Bytes, ClientError> {
+        match self {
+            Subscriber::Ws(subscriber) => subscriber.next().await,
+            Subscriber::Mqtt(subscriber) => subscriber.next().await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Subscriber::Ws(subscriber) => subscriber.close().await,
+            Subscriber::Mqtt(subscriber) => subscriber.close().await,
+        }
+    }
+}
+
+/// A publisher of either transport.
+enum Publisher {
+    Ws(ws::Publisher),
+    Mqtt(mqtt::Publisher),
+}
+
+impl Publisher {
+    async fn connect(
+        transport: Transport,
+        server: SocketAddr,
+        dialect: Dialect,
+    ) -> Result<Self, ClientError> {
+        Ok(match transport {
+            Transport::Websocket => Publisher::Ws(ws::Publisher::connect(server, dialect).await?),
+            Transport::Mqtt => Publisher::Mqtt(mqtt::Publisher::connect(server, dialect).await?),
+        })
+    }
+
+    fn acks(&self) -> &Arc<Acks> {
+        match self {
+            Publisher::Ws(publisher) => publisher.acks(),
+            Publisher::Mqtt(publisher) => publisher.acks(),
+        }
+    }
+
+    async fn send(&mut self, seq: u64, body: &str) -> Result<(), ClientError> {
+        match self {
+            Publisher::Ws(publisher) => publisher.send(seq, body).await,
+            Publisher::Mqtt(publisher) => publisher.send(seq, body).await,
+        }
+    }
+
+    async fn finish(self, sent: u64, patience: Duration) -> u64 {
+        match self {
+            Publisher::Ws(publisher) => publisher.finish(sent, patience).await,
+            Publisher::Mqtt(publisher) => publisher.finish(sent, patience).await,
+        }
+    }
+}
+
 /// Settings of one fan-out run.
 #[derive(Debug, Clone)]
 pub struct FanoutConfig {
+    /// The clients' protocol.
+    pub transport: Transport,
     /// What the server speaks.
     pub dialect: Dialect,
     /// Publishers.
@@ -109,8 +209,11 @@ pub async fn run(config: &FanoutConfig, target: &Target) -> Result<FanoutResult,
         ));
     }
     let label = format!(
-        "fan-out {} {}->{}",
-        target.name, config.publishers, config.subscribers
+        "fan-out {} {} {}->{}",
+        config.transport.name(),
+        target.name,
+        config.publishers,
+        config.subscribers
     );
     let shared = Arc::new(Shared {
         received: (0..config.subscribers).map(|_| AtomicU64::new(0)).collect(),
@@ -138,7 +241,7 @@ pub async fn run(config: &FanoutConfig, target: &Target) -> Result<FanoutResult,
         .collect();
     let mut publishers = Vec::with_capacity(config.publishers);
     for _ in 0..config.publishers {
-        let publisher = Publisher::connect(target.address, config.dialect)
+        let publisher = Publisher::connect(config.transport, target.address, config.dialect)
             .await
             .map_err(|source| ScenarioError::Client {
                 what: "publisher connection".into(),
@@ -246,7 +349,7 @@ pub async fn run(config: &FanoutConfig, target: &Target) -> Result<FanoutResult,
     Ok(FanoutResult {
         server: target.name.clone(),
         dialect: config.dialect,
-        transport: "websocket".into(),
+        transport: config.transport.name().into(),
         publishers: config.publishers,
         subscribers: config.subscribers,
         size: config.size,
@@ -276,8 +379,9 @@ async fn connect_subscribers(
 ) -> Result<Vec<Subscriber>, ScenarioError> {
     let dialect = config.dialect;
     let sources = config.sources;
+    let transport = config.transport;
     let results: Vec<_> = futures_util::stream::iter(0..config.subscribers)
-        .map(|index| Subscriber::connect(server, source_address(index, sources), dialect))
+        .map(|index| Subscriber::connect(transport, server, source_address(index, sources), dialect))
         .buffered(config.connect_concurrency.max(1))
         .collect()
         .await;

@@ -1,13 +1,13 @@
 //! The scenarios: each connects real clients to a running server, drives
 //! load for a bounded time, and returns a record of [`crate::results`].
 //!
-//! - [`fanout`]: P publishers -> N subscribers;
-//! - [`request`]: C clients, one request at a time each;
+//! - [`fanout`]: P publishers -> N subscribers (WebSocket or MQTT);
+//! - [`request`]: C clients, one request at a time each (HTTP, WebSocket or AMQP);
 //! - [`idle`]: K idle WebSocket connections, the server's memory per connection;
 //! - [`suite`]: the side-by-side comparisons, servers started for each run.
 //!
-//! A new transport (MQTT, AMQP) adds a client module in [`crate::clients`]
-//! and an arm where the fan-out and request scenarios pick their clients.
+//! A new transport adds a client module in [`crate::clients`] and an arm
+//! where the fan-out and request scenarios pick their clients.
 
 pub mod fanout;
 pub mod idle;

@@ -1,5 +1,8 @@
 //! Request/response: C concurrent clients, each sending its next request as
-//! soon as the previous one is answered, for T seconds.
+//! soon as the previous one is answered, for T seconds: over HTTP, WebSocket,
+//! or AMQP through a broker (each client its own connection and reply queue,
+//! the server's request queue prepared before and waited for: see
+//! [`crate::clients::amqp`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +15,7 @@ use tokio::time::Instant;
 
 use super::progress::Progress;
 use super::{ScenarioError, Target, keep_error, own_cpu_seconds};
+use crate::clients::amqp::{self, AmqpRoute};
 use crate::clients::http::HttpClient;
 use crate::clients::payload::{self, Marker};
 use crate::clients::ws::{self, Requester};
@@ -27,6 +31,8 @@ pub enum RequestProtocol {
     Http,
     /// WebSocket, one connection per client (protoplex only).
     Websocket,
+    /// AMQP 0-9-1 through a broker, one connection and reply queue per client.
+    Amqp,
 }
 
 /// The request sent.
@@ -44,6 +50,7 @@ impl RequestProtocol {
         match self {
             RequestProtocol::Http => "http",
             RequestProtocol::Websocket => "websocket",
+            RequestProtocol::Amqp => "amqp",
         }
     }
 }
@@ -73,7 +80,12 @@ pub struct RequestConfig {
     pub size: usize,
     /// How long to run.
     pub duration: Duration,
+    /// AMQP: the broker and the server's request queue (required for [`RequestProtocol::Amqp`]).
+    pub amqp: Option<AmqpRoute>,
 }
+
+/// How long a server may take to consume its AMQP request queue once started.
+pub const AMQP_READY: Duration = Duration::from_secs(20);
 
 /// What a client task returns.
 #[derive(Default)]
@@ -93,15 +105,26 @@ pub async fn run(config: &RequestConfig, target: &Target) -> Result<RequestResul
             "the WebSocket baseline broadcasts: no request/response".into(),
         ));
     }
+    if config.protocol == RequestProtocol::Amqp {
+        let route = config
+            .amqp
+            .as_ref()
+            .ok_or_else(|| ScenarioError::Settings("AMQP without a broker route".into()))?;
+        amqp::wait_consumer(route, AMQP_READY)
+            .await
+            .map_err(|source| ScenarioError::Client {
+                what: format!("{} consuming {}", target.name, route.queue),
+                source,
+            })?;
+    }
     let mut clients = Vec::with_capacity(config.clients);
     for _ in 0..config.clients {
-        let client =
-            Client::connect(config.protocol, target)
-                .await
-                .map_err(|source| ScenarioError::Client {
-                    what: "request client connection".into(),
-                    source,
-                })?;
+        let client = Client::connect(config, target)
+            .await
+            .map_err(|source| ScenarioError::Client {
+                what: "request client connection".into(),
+                source,
+            })?;
         clients.push(client);
     }
     let answered = Arc::new(AtomicU64::new(0));
@@ -133,9 +156,11 @@ pub async fn run(config: &RequestConfig, target: &Target) -> Result<RequestResul
     let mut latency = Latency::new();
     let mut failed = 0;
     let mut errors = Vec::new();
+    let mut finished = Vec::new();
     for task in tasks {
         match task.await {
-            Ok(outcome) => {
+            Ok((outcome, client)) => {
+                finished.push(client);
                 latency.merge(&outcome.latency);
                 failed += outcome.failed;
                 for error in outcome.errors {
@@ -149,6 +174,7 @@ pub async fn run(config: &RequestConfig, target: &Target) -> Result<RequestResul
     let server_after = target.usage();
     let own_after = own_cpu_seconds();
     drop(progress);
+    futures_util::future::join_all(finished.into_iter().map(Client::close)).await;
     Ok(RequestResult {
         server: target.name.clone(),
         dialect: config.dialect,
@@ -168,20 +194,35 @@ pub async fn run(config: &RequestConfig, target: &Target) -> Result<RequestResul
     })
 }
 
-/// A client of either protocol.
+/// A client of any protocol.
 enum Client {
     Http(HttpClient),
     WebSocket(Box<Requester>),
+    Amqp(Box<amqp::Requester>),
 }
 
 impl Client {
-    async fn connect(protocol: RequestProtocol, target: &Target) -> Result<Self, ClientError> {
-        Ok(match protocol {
+    async fn connect(config: &RequestConfig, target: &Target) -> Result<Self, ClientError> {
+        Ok(match config.protocol {
             RequestProtocol::Http => Client::Http(HttpClient::connect(target.address).await?),
             RequestProtocol::Websocket => {
                 Client::WebSocket(Box::new(Requester::connect(target.address).await?))
             }
+            RequestProtocol::Amqp => {
+                let route = config
+                    .amqp
+                    .as_ref()
+                    .ok_or_else(|| ClientError::Unexpected("AMQP without a broker route".into()))?;
+                Client::Amqp(Box::new(amqp::Requester::connect(route, config.dialect).await?))
+            }
         })
+    }
+
+    /// Closes what needs closing (AMQP: the reply queue and the connection).
+    async fn close(self) {
+        if let Client::Amqp(client) = self {
+            client.close().await;
+        }
     }
 
     /// Sends one request; an error unless it is answered with status 200.
@@ -223,6 +264,13 @@ impl Client {
                     client.request(|id| ws::publish_request(id, &body)).await
                 }
             },
+            Client::Amqp(client) => match action {
+                Action::Now => client.request(ws::now_request).await,
+                Action::Publish => {
+                    let body = body();
+                    client.request(|id| ws::publish_request(id, &body)).await
+                }
+            },
         }
     }
 }
@@ -232,7 +280,7 @@ async fn client_loop(
     config: RequestConfig,
     deadline: Instant,
     answered: Arc<AtomicU64>,
-) -> ClientOutcome {
+) -> (ClientOutcome, Client) {
     let mut outcome = ClientOutcome::default();
     let mut seq = 0;
     while Instant::now() < deadline {
@@ -254,5 +302,5 @@ async fn client_loop(
         }
         seq += 1;
     }
-    outcome
+    (outcome, client)
 }
