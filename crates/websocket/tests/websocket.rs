@@ -609,7 +609,7 @@ async fn a_client_asking_faster_than_its_queue_holds_is_slowed_down_not_cut_off(
             _ => {}
         }
     }
-    timeout(WAIT, sender)
+    let _sink = timeout(WAIT, sender)
         .await
         .expect("sent in time")
         .expect("sender");
