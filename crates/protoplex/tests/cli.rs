@@ -55,8 +55,18 @@ async fn sigterm_closes_websockets_with_1001_and_exits_0() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         probe.local_addr().expect("address").port()
     };
+    let mut args = vec![
+        "--bind".to_owned(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        port.to_string(),
+    ];
+    if cfg!(feature = "mqtt") {
+        // Any free port: 1883 may be taken on the machine running the tests.
+        args.extend(["--mqtt-port".to_owned(), "0".into()]);
+    }
     let mut child = tokio::process::Command::new(BINARY)
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(&args)
         .env_remove("PROTOPLEX_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
