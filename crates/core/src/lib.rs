@@ -12,19 +12,37 @@
 //! - the embedded realtime engine with a Koncorde-compatible [`filter`] engine.
 //!
 //! ```
-//! use protoplex_core::{ClientConnection, CoreConfig, Router};
+//! use protoplex_core::embedded::EmbeddedProtocol;
+//! use protoplex_core::{CoreConfig, Router};
+//! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let router = Router::builder(CoreConfig::default()).build().expect("router");
-//! // A protocol would do this for each client it accepts; without one, the
-//! // connection must name a registered protocol, so this one is refused.
-//! let refused = router.new_connection(ClientConnection::new("carrier-pigeon", vec![], Default::default()));
-//! assert!(refused.is_err());
+//! // A router with one protocol: in-process clients (a network protocol plugs in the same way).
+//! let embedded = EmbeddedProtocol::new(64);
+//! let router = Router::builder(CoreConfig::default())
+//!     .protocol(embedded.clone())
+//!     .build()
+//!     .expect("router");
+//! router.start().await.expect("protocols started");
+//!
+//! let mut subscriber = embedded.connect().expect("connected");
+//! let publisher = embedded.connect().expect("connected");
+//! let subscribed = subscriber
+//!     .query(json!({"controller": "realtime", "action": "subscribe", "index": "iot",
+//!                   "collection": "sensors", "body": {"range": {"temperature": {"gt": 20}}}}))
+//!     .await;
+//! assert_eq!(subscribed.status, 200);
+//! publisher
+//!     .query(json!({"controller": "realtime", "action": "publish", "index": "iot",
+//!                   "collection": "sensors", "body": {"temperature": 21.5}}))
+//!     .await;
+//! let notification = subscriber.next_notification().await.expect("a notification");
+//! assert_eq!(notification.channel.as_ref(), subscribed.result["channel"]);
 //! # }
 //! ```
 //!
-//! See `examples/ndjson_protocol.rs` for a complete protocol in 200 lines.
+//! See `examples/ndjson_protocol.rs` for a complete protocol in one file, with its tests.
 
 pub mod channels;
 pub mod close;
