@@ -27,7 +27,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use bytes::Bytes;
 use protoplex_core::{
     BoxFuture, ChannelMembers, ChannelMessage, ChannelName, ClientConnection, ConnectionId, CoreConfig,
-    Protocol, ProtocolContext, ProtocolError, Router, RouterHandle,
+    Protocol, ProtocolContext, ProtocolError, Router, RouterHandle, listener,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -98,8 +98,20 @@ impl Protocol for NdjsonProtocol {
             let bound = listener.local_addr().unwrap_or(self.address);
             let _ = self.bound.set(bound);
             tracing::info!(%bound, "ndjson protocol listening.");
-            let tasks = context.tasks.clone();
-            tasks.spawn(accept_loop(self, listener, context));
+            // One task per client, on the router's tracker, until shutdown.
+            let ProtocolContext {
+                router,
+                shutdown,
+                tasks,
+            } = context;
+            let accepting = listener::accept_loop(
+                NAME,
+                listener,
+                shutdown.clone(),
+                tasks.clone(),
+                move |stream, peer| serve(self.clone(), router.clone(), stream, peer, shutdown.clone()),
+            );
+            tasks.spawn(accepting);
             Ok(())
         })
     }
@@ -130,29 +142,6 @@ impl Protocol for NdjsonProtocol {
         let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = clients.get(&connection) {
             client.close.cancel();
-        }
-    }
-}
-
-async fn accept_loop(protocol: Arc<NdjsonProtocol>, listener: TcpListener, context: ProtocolContext) {
-    loop {
-        let accepted = tokio::select! {
-            () = context.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let protocol = protocol.clone();
-                let router = context.router.clone();
-                let shutdown = context.shutdown.clone();
-                context
-                    .tasks
-                    .spawn(serve(protocol, router, stream, peer, shutdown));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Accept failed.");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
         }
     }
 }

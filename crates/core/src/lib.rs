@@ -52,6 +52,7 @@ pub mod controller;
 pub mod embedded;
 pub mod error;
 pub mod filter;
+pub mod listener;
 pub mod protocol;
 pub mod realtime;
 pub mod request;

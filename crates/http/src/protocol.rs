@@ -129,7 +129,13 @@ impl Protocol for HttpProtocol {
                 websocket: self.websocket.get().cloned(),
             });
             tracing::info!(%bound, "HTTP protocol listening.");
-            context.tasks.spawn(server::accept_loop(server, listener));
+            context.tasks.spawn(protoplex_core::listener::accept_loop(
+                PROTOCOL,
+                listener,
+                server.shutdown.clone(),
+                server.tasks.clone(),
+                move |stream, peer| server::serve(server.clone(), stream, peer),
+            ));
             Ok(())
         })
     }

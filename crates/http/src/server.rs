@@ -9,7 +9,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use protoplex_core::RouterHandle;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -21,8 +21,6 @@ use crate::routes::RouteTable;
 /// How long a connection may take, once shutdown started, to finish the
 /// requests it already received.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed accept (out of file descriptors...), before retrying.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What every connection and request of the protocol shares.
 pub(crate) struct Server {
@@ -43,31 +41,9 @@ pub(crate) struct Server {
     pub(crate) websocket: Option<Arc<protoplex_websocket::WebSocketProtocol>>,
 }
 
-/// Accepts clients until `shutdown` is cancelled; each one is served on its own
-/// task of `server.tasks`.
-pub(crate) async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            () = server.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                server.tasks.spawn(serve(server.clone(), stream, peer));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "HTTP accept failed.");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-    tracing::debug!("HTTP listener closed.");
-}
-
 /// Serves one client's HTTP/1.1 connection (keep-alive, upgrades) until it
 /// closes; at shutdown, lets it finish the requests already received.
-async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let shutdown = server.shutdown.clone();
     let service = service_fn(move |request| handler::handle(server.clone(), peer, request));
     let connection = http1::Builder::new()

@@ -120,7 +120,6 @@ mod close;
 mod codec;
 mod config;
 mod connection;
-mod listener;
 mod protocol;
 mod session;
 mod topics;

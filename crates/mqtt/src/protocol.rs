@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::client::{Client, Clients, Delivery, DeliveryQos};
 use crate::close::CloseCause;
 use crate::config::MqttConfig;
-use crate::listener;
+use crate::connection;
 use crate::topics::{PubSub, Rules};
 
 /// The protocol's name, in `ClientConnection::protocol` and notifications.
@@ -149,13 +149,19 @@ impl Protocol for MqttProtocol {
                     source,
                 })?;
             let bound = listener.local_addr().unwrap_or(address);
-            let tasks = context.tasks.clone();
+            let (tasks, shutdown) = (context.tasks.clone(), context.shutdown.clone());
             self.started
                 .set(Started { context, max_packet })
                 .map_err(|_| Self::config_error("initialized twice"))?;
             let _ = self.bound.set(bound);
             tracing::info!(%bound, "MQTT protocol listening.");
-            tasks.spawn(listener::accept_loop(self, listener));
+            tasks.spawn(protoplex_core::listener::accept_loop(
+                NAME,
+                listener,
+                shutdown,
+                tasks.clone(),
+                move |stream, peer| connection::serve(self.clone(), stream, peer),
+            ));
             Ok(())
         })
     }

@@ -69,9 +69,9 @@ mod client;
 mod close;
 mod config;
 mod connection;
+mod handshake;
 mod headers;
 mod heartbeat;
-mod listener;
 mod protocol;
 
 pub use config::{ConfigError, WebSocketConfig};

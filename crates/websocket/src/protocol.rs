@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig as FrameCon
 use crate::client::{Client, Clients};
 use crate::close::CloseCause;
 use crate::config::WebSocketConfig;
-use crate::{connection, listener};
+use crate::{connection, handshake};
 
 /// The protocol's name, in `ClientConnection::protocol` and notifications.
 pub(crate) const NAME: &str = "websocket";
@@ -175,12 +175,18 @@ impl Protocol for WebSocketProtocol {
             } else {
                 None
             };
-            let tasks = context.tasks.clone();
+            let (tasks, shutdown) = (context.tasks.clone(), context.shutdown.clone());
             self.started
                 .set(Started { context, frames })
                 .map_err(|_| Self::config_error("initialized twice"))?;
             if let Some(listener) = listener {
-                tasks.spawn(listener::accept_loop(self, listener));
+                tasks.spawn(protoplex_core::listener::accept_loop(
+                    NAME,
+                    listener,
+                    shutdown,
+                    tasks.clone(),
+                    move |stream, peer| handshake::upgrade(self.clone(), stream, peer),
+                ));
             }
             Ok(())
         })

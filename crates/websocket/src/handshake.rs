@@ -1,4 +1,4 @@
-//! Standalone mode: the accept loop and the WebSocket handshake.
+//! Standalone mode: the WebSocket handshake of the clients its listener accepts.
 //!
 //! Any path is accepted, as Kuzzle's `ws("/*")` route does; the request's
 //! headers are kept for the connection (`x-forwarded-for` adds client addresses).
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
@@ -19,36 +19,8 @@ use crate::{connection, headers};
 /// Time a client gets to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Accepts clients until shutdown; each one gets its own task.
-pub(crate) async fn accept_loop(protocol: Arc<WebSocketProtocol>, listener: TcpListener) {
-    let Some(context) = protocol.context().cloned() else {
-        return;
-    };
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = context.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                context.tasks.spawn(handshake(protocol.clone(), stream, peer));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Accept failed.");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-    tracing::debug!("WebSocket listener closed.");
-}
-
 /// Upgrades one TCP client, then serves it.
-async fn handshake(protocol: Arc<WebSocketProtocol>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn upgrade(protocol: Arc<WebSocketProtocol>, stream: TcpStream, peer: SocketAddr) {
     let (Some(context), Some(frames)) = (protocol.context().cloned(), protocol.frames()) else {
         return;
     };
