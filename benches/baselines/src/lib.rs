@@ -37,9 +37,23 @@ pub struct ListenArgs {
     pub port: u16,
 }
 
-/// Builds the multi-threaded runtime every baseline runs on (the launcher's).
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+/// Runs a baseline's `main` on the multi-threaded runtime the launcher uses;
+/// an error is printed as `name: error` and makes the exit code 1.
+pub fn run_main<F>(name: &str, main: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = std::io::Result<()>>,
+{
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| runtime.block_on(main));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM.

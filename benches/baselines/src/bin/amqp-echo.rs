@@ -23,7 +23,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use protoplex_baselines::{ListenArgs, listen, runtime, shutdown_signal};
+use protoplex_baselines::{ListenArgs, listen, run_main, shutdown_signal};
 
 /// How long connecting to the broker and declaring may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,15 +56,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = runtime().and_then(|runtime| runtime.block_on(run(cli)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("amqp-echo: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("amqp-echo", run(Cli::parse()))
 }
 
 fn io_error(error: impl std::fmt::Display) -> std::io::Error {

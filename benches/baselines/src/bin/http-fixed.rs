@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use protoplex_baselines::{ListenArgs, listen, runtime, shutdown_signal};
+use protoplex_baselines::{ListenArgs, listen, run_main, shutdown_signal};
 
 /// The answer to every request.
 const BODY: &str = r#"{"requestId":"baseline","status":200,"error":null,"controller":"realtime","action":"publish","index":"bench","collection":"rr","volatile":null,"result":{"published":true},"node":"baseline"}"#;
@@ -28,15 +28,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = runtime().and_then(|runtime| runtime.block_on(run(cli)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("http-fixed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("http-fixed", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> std::io::Result<()> {

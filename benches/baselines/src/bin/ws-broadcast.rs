@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use protoplex_baselines::{ListenArgs, listen, runtime, shutdown_signal};
+use protoplex_baselines::{ListenArgs, listen, run_main, shutdown_signal};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -34,15 +34,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = runtime().and_then(|runtime| runtime.block_on(run(cli)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("ws-broadcast: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("ws-broadcast", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> std::io::Result<()> {
