@@ -29,9 +29,11 @@ step "benchmark tool, every scenario for a second or two (no figure is checked)"
 scripts/bench.sh --quick
 
 step "every crate packages and builds on its own"
-# In a target directory of its own, without the protoplex crates of the last
-# run: cargo takes registry crates (the dry run's local registry too) as
-# immutable, and would reuse a stale build of a changed crate.
+# Without anything left of the protoplex crates by the last run: cargo takes
+# registry crates (the dry run's local registry too) as immutable, and would
+# reuse the sources it unpacked (under CARGO_HOME) and the builds it made (in a
+# target directory of its own here) of a crate that has changed since.
 check_dir="${CARGO_TARGET_DIR:-target}/package-check"
 rm -rf "$check_dir/package" "$check_dir"/debug/.fingerprint/protoplex* "$check_dir"/debug/deps/*protoplex*
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/protoplex-*
 CARGO_TARGET_DIR="$check_dir" cargo publish --workspace --dry-run --allow-dirty
