@@ -51,9 +51,29 @@ pub struct AmqpConfig {
     /// still exists. `0`: never, a connection lives as long as its queue.
     /// Default: `0`.
     pub idle_timeout: u64,
+    /// Memory, in bytes, for the answers given recently, kept so that a
+    /// request received again (same connection, i.e. same reply queue not
+    /// found gone in between; same client-given `requestId`; same bytes) is
+    /// answered again without being executed twice: a client sending again
+    /// what it had no answer for after a lost connection, or the broker
+    /// redelivering a request. Counted: each answer,
+    /// its request id and 128 bytes; the oldest go first when it is full (an
+    /// answer larger than it is not kept). `0`: nothing kept, a request
+    /// received again is executed again. Default: `16777216` (16 MiB, some
+    /// 40,000 small answers).
+    pub answer_cache_size: usize,
+    /// How long an answer stays in that cache: the time a client has to send
+    /// again a request it had no answer for. `0`: nothing kept.
+    /// Default: `60000`.
+    pub answer_cache_ttl: u64,
     /// At shutdown, time given to the requests being executed to be answered
     /// and acknowledged, then to the connection to close. Default: `5000`.
     pub close_timeout: u64,
+    /// AMQP connections (reply queues) known at once (`0`: no cap of the
+    /// protocol's own; `limits.max_connections` still applies). A request from a
+    /// new reply queue over it is answered 503
+    /// `network.entrypoint.too_many_connections`. Default: `0`.
+    pub max_connections: usize,
 }
 
 impl Default for AmqpConfig {
@@ -70,7 +90,10 @@ impl Default for AmqpConfig {
             command_queue: 65_536,
             queue_check_interval: 30_000,
             idle_timeout: 0,
+            answer_cache_size: 16 * 1024 * 1024,
+            answer_cache_ttl: 60_000,
             close_timeout: 5000,
+            max_connections: 0,
         }
     }
 }
@@ -169,6 +192,10 @@ impl AmqpConfig {
         (self.queue_check_interval != 0).then(|| Duration::from_millis(self.queue_check_interval))
     }
 
+    pub(crate) fn answer_ttl(&self) -> Duration {
+        Duration::from_millis(self.answer_cache_ttl)
+    }
+
     pub(crate) fn idle(&self) -> Option<Duration> {
         (self.idle_timeout != 0).then(|| Duration::from_millis(self.idle_timeout))
     }
@@ -212,6 +239,8 @@ mod tests {
         assert!(config.predefined_exchange());
         assert_eq!(config.queue_check(), Some(Duration::from_secs(30)));
         assert_eq!(config.idle(), None);
+        assert_eq!(config.answer_cache_size, 16 * 1024 * 1024);
+        assert_eq!(config.answer_ttl(), Duration::from_secs(60));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use protoplex_core::{
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::answers::Answers;
 use crate::commands::{Command, Commands, Target};
 use crate::config::AmqpConfig;
 use crate::connections::Connections;
@@ -131,6 +132,7 @@ impl Protocol for AmqpProtocol {
                 config: self.config.clone(),
                 router: context.router,
                 connections: self.connections.clone(),
+                answers: Answers::new(self.config.answer_cache_size, self.config.answer_ttl()),
                 commands: self.commands.clone(),
                 link: watch::Sender::new(None),
                 ready: self.ready.clone(),
@@ -179,6 +181,10 @@ impl Protocol for AmqpProtocol {
                 payload: message.payload.clone(),
             });
         }
+    }
+
+    fn max_connections(&self) -> usize {
+        self.config.max_connections
     }
 
     fn disconnect(&self, connection: ConnectionId) {

@@ -42,6 +42,17 @@ pub struct Limits {
     pub subscription_conditions: usize,
     /// Distinct rooms the server holds at once (0: no limit). Default: 1,000,000.
     pub subscription_rooms: usize,
+    /// Client connections open at once, all protocols together (0: no limit).
+    /// Each protocol may have a cap of its own too (its `max_connections`).
+    /// A connection over the cap is refused the protocol's way (HTTP 503,
+    /// WebSocket close 1013, MQTT CONNACK "server unavailable"/"server busy").
+    /// Default: 0 (Kuzzle has no such cap).
+    pub max_connections: usize,
+    /// Requests per second a single connection may send; the ones over it are
+    /// answered 429 `api.process.too_many_requests` (0: no limit). Kuzzle's
+    /// WebSocket `rateLimit`, here for every protocol. An HTTP request is a
+    /// connection of its own, so this does not limit HTTP. Default: 0.
+    pub requests_rate_limit: u32,
 }
 
 impl Default for Limits {
@@ -52,6 +63,8 @@ impl Default for Limits {
             requests_buffer_size: 50_000,
             subscription_conditions: 100,
             subscription_rooms: 1_000_000,
+            max_connections: 0,
+            requests_rate_limit: 0,
         }
     }
 }
@@ -68,6 +81,8 @@ mod tests {
         assert_eq!(config.limits.requests_buffer_size, 50_000);
         assert_eq!(config.limits.subscription_conditions, 100);
         assert_eq!(config.limits.subscription_rooms, 1_000_000);
+        assert_eq!(config.limits.max_connections, 0);
+        assert_eq!(config.limits.requests_rate_limit, 0);
         assert!(config.node_id.starts_with("protoplex-"));
     }
 

@@ -70,6 +70,10 @@ pub enum ApiError {
     /// An HTTP body that could not be decoded (bad compression, too many layers...).
     #[error("{0}")]
     HttpBadBody(String),
+    /// The server, or the protocol, holds as many connections as it is allowed
+    /// (`limits.max_connections`, or the protocol's `max_connections`).
+    #[error("Connection refused: {0} reached its maximum number of connections.")]
+    TooManyConnections(String),
     /// Too many requests from one client.
     #[error("Rejected: too many requests received from that client.")]
     TooManyRequests,
@@ -178,6 +182,8 @@ impl ApiError {
             // Kuzzle has no generic "request too large" error outside HTTP: this id
             // is the contract's, numbered after Kuzzle's last entrypoint error.
             Self::RequestTooLarge => ("network.entrypoint.request_too_large", 413, code(3, 4, 4)),
+            // Kuzzle has no connection cap: numbered after the error above.
+            Self::TooManyConnections(_) => ("network.entrypoint.too_many_connections", 503, code(3, 4, 5)),
             Self::RoomNotFound(_) => ("core.realtime.room_not_found", 404, code(0, 1, 1)),
             Self::InvalidScope => ("core.realtime.invalid_scope", 400, code(0, 1, 4)),
             Self::InvalidUsers => ("core.realtime.invalid_users", 400, code(0, 1, 5)),

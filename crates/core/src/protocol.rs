@@ -141,4 +141,11 @@ pub trait Protocol: Send + Sync + 'static {
     /// Closes the connection. The protocol then calls
     /// [`RouterHandle::remove_connection`] as for any other disconnection.
     fn disconnect(&self, connection: ConnectionId);
+
+    /// Connections of this protocol open at once (0, the default: no cap of its
+    /// own; `limits.max_connections` still applies). Read once, when the router
+    /// is built; [`RouterHandle::new_connection`] refuses the connections over it.
+    fn max_connections(&self) -> usize {
+        0
+    }
 }

@@ -274,3 +274,64 @@ async fn oversized_payloads_are_refused_before_parsing() {
         .await;
     assert_eq!(small.status, 200);
 }
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_until_one_leaves() {
+    let mut config = CoreConfig::default();
+    config.limits.max_connections = 2;
+    let (router, embedded, _) = start(config).await;
+    let first = embedded.connect().expect("first");
+    let _second = embedded.connect().expect("second");
+    let Err(refused) = embedded.connect() else {
+        panic!("a third connection over the cap of 2 was accepted");
+    };
+    let refused = refused.to_kuzzle();
+    assert_eq!(refused.id, "network.entrypoint.too_many_connections");
+    assert_eq!(refused.status, 503);
+    assert_eq!(router.connection_count(), 2);
+    drop(first);
+    embedded.connect().expect("room again once a client left");
+}
+
+#[tokio::test]
+async fn the_rate_limit_refuses_a_flooding_connection_only() {
+    let mut config = CoreConfig::default();
+    config.limits.requests_rate_limit = 5;
+    let (_router, embedded, _) = start(config).await;
+    let flooder = embedded.connect().expect("flooder");
+    let other = embedded.connect().expect("other");
+    let now = json!({"controller":"server","action":"now"});
+
+    let mut responses = Vec::new();
+    for _ in 0..30 {
+        responses.push(flooder.query(now.clone()).await);
+    }
+    // The burst may straddle two one-second windows: at most 2 x 5 pass.
+    let statuses: Vec<u16> = responses.iter().map(|response| response.status).collect();
+    assert!(
+        statuses.iter().filter(|&&status| status == 429).count() >= 20,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&status| status == 200 || status == 429),
+        "{statuses:?}"
+    );
+    let error = responses
+        .into_iter()
+        .find_map(|response| response.error)
+        .expect("a refusal");
+    assert_eq!(error.id, "api.process.too_many_requests");
+    assert_eq!(error.status, 429);
+
+    assert_eq!(
+        other.query(now.clone()).await.status,
+        200,
+        "another connection is not limited"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        flooder.query(now).await.status,
+        200,
+        "a new second, a new allowance"
+    );
+}

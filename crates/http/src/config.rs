@@ -29,6 +29,13 @@ pub struct HttpConfig {
     /// Whether compressed request bodies are accepted and responses compressed
     /// per `Accept-Encoding` (gzip, deflate). Default: true.
     pub allow_compression: bool,
+    /// HTTP connections (TCP sockets, kept alive or not) open at once on the
+    /// listener (0: no limit). Over it, the request of a new connection is
+    /// answered 503 `network.entrypoint.too_many_connections` and the connection
+    /// closed. A connection upgraded to WebSocket stops counting here and counts
+    /// as a WebSocket one. `limits.max_connections` counts each HTTP request in
+    /// flight as a connection, as Kuzzle does. Default: 0.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +50,7 @@ impl Default for HttpConfig {
                 .to_owned(),
             max_encoding_layers: 3,
             allow_compression: true,
+            max_connections: 0,
         }
     }
 }

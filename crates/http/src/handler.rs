@@ -73,6 +73,22 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
+/// The answer to every request of a connection over `max_connections`: 503,
+/// and the connection closes.
+pub(crate) fn refuse_connection(server: &Server, headers: &HeaderMap) -> hyper::Response<Body> {
+    let error = ApiError::TooManyConnections(format!("protocol \"{}\"", request_builder::PROTOCOL));
+    let reply = Response::rejected(
+        &request_builder::echo(headers, None, None),
+        &error,
+        server.router.node_id(),
+    );
+    let mut response = server.responses.json(headers, reply.status, reply.to_bytes());
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// Routes, reads, builds and executes the request.
 async fn respond(
     server: &Server,

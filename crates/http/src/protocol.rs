@@ -1,6 +1,7 @@
 //! [`HttpProtocol`]: the [`Protocol`] implementation.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
 use protoplex_core::{
@@ -125,6 +126,7 @@ impl Protocol for HttpProtocol {
                 config: self.config.clone(),
                 tasks: context.tasks.clone(),
                 shutdown: context.shutdown,
+                open_connections: AtomicUsize::new(0),
                 #[cfg(feature = "websocket")]
                 websocket: self.websocket.get().cloned(),
             });

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -36,6 +37,8 @@ pub(crate) struct Server {
     pub(crate) tasks: TaskTracker,
     /// Cancelled at shutdown.
     pub(crate) shutdown: CancellationToken,
+    /// TCP connections being served, for `max_connections`.
+    pub(crate) open_connections: AtomicUsize,
     /// The WebSocket protocol served on upgrades, when attached.
     #[cfg(feature = "websocket")]
     pub(crate) websocket: Option<Arc<protoplex_websocket::WebSocketProtocol>>,
@@ -45,9 +48,24 @@ pub(crate) struct Server {
 /// closes; at shutdown, lets it finish the requests already received.
 pub(crate) async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let shutdown = server.shutdown.clone();
-    let service = service_fn(move |request| handler::handle(server.clone(), peer, request));
+    let slot = ConnectionSlot::take(server.clone());
+    let admitted = slot.is_some();
+    if !admitted {
+        tracing::debug!(%peer, "HTTP connection over max_connections: its request is refused.");
+    }
+    let service = service_fn(move |request| {
+        let server = server.clone();
+        async move {
+            if admitted {
+                handler::handle(server, peer, request).await
+            } else {
+                Ok(handler::refuse_connection(&server, request.headers()))
+            }
+        }
+    });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
+        .keep_alive(admitted)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
@@ -66,5 +84,24 @@ pub(crate) async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAd
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "HTTP connection ended with an error.");
+    }
+}
+
+/// One of the `max_connections` places, freed when dropped.
+struct ConnectionSlot(Arc<Server>);
+
+impl ConnectionSlot {
+    /// A place for a new connection, if any is left.
+    fn take(server: Arc<Server>) -> Option<Self> {
+        let cap = server.config.max_connections;
+        let taken = server.open_connections.fetch_add(1, Ordering::AcqRel);
+        let slot = Self(server);
+        (cap == 0 || taken < cap).then_some(slot)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -50,6 +50,10 @@ pub struct MqttConfig {
     /// to the requests already read, queued messages, the DISCONNECT packet)
     /// before its socket is dropped. Default: `2000`.
     pub close_timeout: u64,
+    /// MQTT connections open at once (`0`: no cap of the protocol's own;
+    /// `limits.max_connections` still applies). A client over it gets a CONNACK
+    /// "server unavailable" (3.1.1) or "server busy" (5.0). Default: `0`.
+    pub max_connections: usize,
 }
 
 impl Default for MqttConfig {
@@ -66,6 +70,7 @@ impl Default for MqttConfig {
             max_in_flight: 64,
             max_unacked: 32,
             close_timeout: 2000,
+            max_connections: 0,
         }
     }
 }

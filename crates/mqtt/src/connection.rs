@@ -25,7 +25,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use protoplex_core::{BoxFuture, ClientConnection, ConnectionId, RouterHandle};
+use protoplex_core::{ApiError, BoxFuture, ClientConnection, ConnectionId, RouterHandle};
 use rumqttd::protocol::{
     Packet, PingResp, PubAck, PubAckReason, PubComp, PubCompReason, PubRec, PubRecReason, Publish,
     PublishProperties, QoS, SubAck, Subscribe, SubscribeReasonCode, UnsubAck, UnsubAckReason, Unsubscribe,
@@ -100,7 +100,8 @@ pub(crate) async fn serve(protocol: Arc<MqttProtocol>, stream: TcpStream, peer: 
     let router = context.router.clone();
     if let Err(error) = router.new_connection(connection) {
         tracing::debug!(%peer, %error, "Connection refused by the router.");
-        let connack = session::unavailable(codec.version());
+        let busy = matches!(error, ApiError::TooManyConnections(_));
+        let connack = session::unavailable(codec.version(), busy);
         send_and_close(write_half, &codec, connack, config.close_grace()).await;
         return;
     }

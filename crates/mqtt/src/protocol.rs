@@ -193,6 +193,10 @@ impl Protocol for MqttProtocol {
         }
     }
 
+    fn max_connections(&self) -> usize {
+        self.config.max_connections
+    }
+
     fn disconnect(&self, connection: ConnectionId) {
         if let Some(client) = self.clients.get(connection)
             && client.close(CloseCause::Disconnect)

@@ -90,10 +90,13 @@ pub(crate) fn refusal(code: ConnectReturnCode) -> Packet {
     )
 }
 
-/// The CONNACK refusing a client because the server is unavailable (shutting down).
-pub(crate) fn unavailable(version: Version) -> Packet {
+/// The CONNACK refusing a client the router did not take: "server busy" (5.0)
+/// at the connection cap, "server unavailable" otherwise (shutting down).
+/// MQTT 3.1.1 has only "server unavailable".
+pub(crate) fn unavailable(version: Version, busy: bool) -> Packet {
     refusal(match version {
         Version::V311 => ConnectReturnCode::ServiceUnavailable,
+        Version::V5 if busy => ConnectReturnCode::ServerBusy,
         Version::V5 => ConnectReturnCode::ServerUnavailable,
     })
 }

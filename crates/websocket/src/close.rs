@@ -26,6 +26,8 @@ pub(crate) enum CloseCause {
     ProtocolViolation,
     /// A text frame that is not UTF-8: 1007 at once.
     InvalidText,
+    /// Refused after the handshake: the connection cap is reached (1013).
+    Busy,
 }
 
 impl CloseCause {
@@ -47,6 +49,7 @@ impl CloseCause {
             Self::TooLarge => (CloseCode::Size, "message too big"),
             Self::ProtocolViolation => (CloseCode::Protocol, "protocol error"),
             Self::InvalidText => (CloseCode::Invalid, "text frame is not UTF-8"),
+            Self::Busy => (CloseCode::Again, "too many connections: try again later"),
         };
         Some(CloseFrame {
             code,
@@ -66,6 +69,7 @@ impl fmt::Display for CloseCause {
             Self::TooLarge => "message too big",
             Self::ProtocolViolation => "protocol violation",
             Self::InvalidText => "invalid text",
+            Self::Busy => "too many connections",
         })
     }
 }

@@ -41,6 +41,10 @@ pub struct WebSocketConfig {
     /// the requests already read, queued messages, the close frame) before its
     /// socket is dropped. Default: `2000`.
     pub close_timeout: u64,
+    /// WebSocket connections open at once (`0`: no cap of the protocol's own;
+    /// `limits.max_connections` still applies). A client over it is closed with
+    /// code 1013 "try again later" right after the handshake. Default: `0`.
+    pub max_connections: usize,
 }
 
 impl Default for WebSocketConfig {
@@ -53,6 +57,7 @@ impl Default for WebSocketConfig {
             max_in_flight: 64,
             max_frame_size: 0,
             close_timeout: 2000,
+            max_connections: 0,
         }
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use protoplex_core::{ClientConnection, ConnectionId, RouterHandle};
+use protoplex_core::{ApiError, ClientConnection, ConnectionId, RouterHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -74,7 +74,11 @@ pub(crate) async fn serve<S>(
     if let Err(error) = router.new_connection(connection) {
         protocol.clients().remove(id);
         tracing::debug!(connection_id = %id, %error, "Connection refused.");
-        refuse(ws, config.close_grace()).await;
+        let cause = match error {
+            ApiError::TooManyConnections(_) => CloseCause::Busy,
+            _ => CloseCause::Shutdown,
+        };
+        refuse(ws, cause, config.close_grace()).await;
         return;
     }
     tracing::debug!(connection_id = %id, %peer, "WebSocket connection opened.");
@@ -108,9 +112,13 @@ pub(crate) async fn serve<S>(
     }
 }
 
-/// Closes a connection the router refused (it is shutting down).
-async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>, grace: Duration) {
-    let frame = CloseCause::Shutdown.frame();
+/// Closes a connection the router refused (shutting down, or at its cap).
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    cause: CloseCause,
+    grace: Duration,
+) {
+    let frame = cause.frame();
     let _ = tokio::time::timeout(grace, ws.close(frame)).await;
 }
 

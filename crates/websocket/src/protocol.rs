@@ -224,6 +224,10 @@ impl Protocol for WebSocketProtocol {
         }
     }
 
+    fn max_connections(&self) -> usize {
+        self.config.max_connections
+    }
+
     fn disconnect(&self, connection: ConnectionId) {
         if let Some(client) = self.clients.get(connection)
             && client.close(CloseCause::Disconnect)

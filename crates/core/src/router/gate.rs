@@ -1,22 +1,22 @@
 //! The request buffer: at most `concurrent_requests` requests execute at once, at
 //! most `requests_buffer_size` wait for their turn, the others are refused (503).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::throttle::Throttle;
 use crate::error::ApiError;
 
-/// Minimum time between two "overloaded" warnings, in milliseconds.
-const WARNING_INTERVAL_MS: u64 = 500;
+/// Minimum time between two "overloaded" warnings.
+const WARNING_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) struct RequestGate {
     slots: Semaphore,
     waiting: AtomicUsize,
     buffer_size: usize,
-    created: Instant,
-    last_warning_ms: AtomicU64,
+    warnings: Throttle,
 }
 
 impl RequestGate {
@@ -25,9 +25,7 @@ impl RequestGate {
             slots: Semaphore::new(concurrent_requests.clamp(1, Semaphore::MAX_PERMITS)),
             waiting: AtomicUsize::new(0),
             buffer_size,
-            created: Instant::now(),
-            // Far enough in the past for the first warning to go out.
-            last_warning_ms: AtomicU64::new(0),
+            warnings: Throttle::new(WARNING_INTERVAL),
         }
     }
 
@@ -55,14 +53,7 @@ impl RequestGate {
     }
 
     fn warn_overloaded(&self) {
-        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX) + WARNING_INTERVAL_MS;
-        let last = self.last_warning_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= WARNING_INTERVAL_MS
-            && self
-                .last_warning_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.warnings.ready() {
             tracing::warn!(
                 buffer_size = self.buffer_size,
                 "Request buffer full: requests are refused with api.process.overloaded."

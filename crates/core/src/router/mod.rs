@@ -3,6 +3,9 @@
 //! [`Protocol`] trait.
 
 mod gate;
+mod rate;
+mod table;
+mod throttle;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
@@ -13,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::gate::RequestGate;
+use self::table::ConnectionTable;
+use self::throttle::Throttle;
 use crate::config::{CoreConfig, Limits};
 use crate::connection::{ClientConnection, ConnectionId};
 use crate::controller::{self, ActionCall, ActionSpec, Controller, HttpRoute};
@@ -25,6 +30,9 @@ use crate::response::Response;
 
 /// The most protocols one router can serve (a bit each in a `u64`).
 const MAX_PROTOCOLS: usize = 64;
+
+/// Minimum time between two "connection cap reached" warnings.
+const CAP_WARNING_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Why a router could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -87,6 +95,8 @@ impl RouterBuilder {
             controllers.insert(name, (custom, names));
         }
         let limits = &self.config.limits;
+        let protocol_caps = self.protocols.iter().map(|p| p.max_connections()).collect();
+        let connections = ConnectionTable::new(limits.max_connections, protocol_caps);
         let inner = Arc::new(Inner {
             rooms: Rooms::new(
                 limits.subscription_conditions,
@@ -99,18 +109,14 @@ impl RouterBuilder {
             protocol_index,
             controllers,
             api,
-            connections: RwLock::new(HashMap::new()),
+            connections: RwLock::new(connections),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),
+            cap_warnings: Throttle::new(CAP_WARNING_INTERVAL),
         });
         Ok(Router { inner })
     }
-}
-
-struct ConnectionEntry {
-    connection: ClientConnection,
-    protocol: usize,
 }
 
 type CustomControllers = HashMap<String, (Arc<dyn Controller>, HashSet<String>)>;
@@ -121,12 +127,13 @@ struct Inner {
     protocol_index: HashMap<String, usize>,
     controllers: CustomControllers,
     api: Vec<(String, Vec<ActionSpec>)>,
-    connections: RwLock<HashMap<ConnectionId, Arc<ConnectionEntry>>>,
+    connections: RwLock<ConnectionTable>,
     rooms: Rooms,
     gate: RequestGate,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     started: Instant,
+    cap_warnings: Throttle,
 }
 
 /// The router: owns the connection table, the realtime engine and the
@@ -282,7 +289,10 @@ impl Router {
     }
 
     /// Declares a connection accepted by its protocol (Kuzzle's `newConnection`).
-    /// Refused while shutting down, and for a protocol the router does not know.
+    /// Refused while shutting down, for a protocol the router does not know, and
+    /// over `limits.max_connections` or the protocol's own
+    /// [`max_connections`](Protocol::max_connections) (`TooManyConnections`: the
+    /// protocol then refuses the client its own way).
     pub fn new_connection(&self, connection: ClientConnection) -> Result<(), ApiError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(ApiError::ShuttingDown);
@@ -292,10 +302,12 @@ impl Router {
             .protocol_index
             .get(&connection.protocol)
             .ok_or_else(|| ApiError::Internal(format!("unknown protocol \"{}\"", connection.protocol)))?;
-        tracing::debug!(connection_id = %connection.id, protocol = %connection.protocol, "Connection opened.");
-        let id = connection.id;
-        self.write_connections()
-            .insert(id, Arc::new(ConnectionEntry { connection, protocol }));
+        let (id, name) = (connection.id, connection.protocol.clone());
+        if let Err(error) = self.write_connections().insert(connection, protocol) {
+            self.warn_connection_cap(&error);
+            return Err(error);
+        }
+        tracing::debug!(connection_id = %id, protocol = %name, "Connection opened.");
         Ok(())
     }
 
@@ -322,7 +334,7 @@ impl Router {
 
     /// Whether `connection` is declared (and not removed yet).
     pub fn is_connected(&self, connection: ConnectionId) -> bool {
-        self.read_connections().contains_key(&connection)
+        self.read_connections().get(&connection).is_some()
     }
 
     /// Connections currently declared.
@@ -354,12 +366,16 @@ impl Router {
     }
 
     async fn run(&self, connection: ConnectionId, request: &Request) -> Result<Value, ApiError> {
-        let _slot = self.inner.gate.enter().await?;
         let entry = self
             .read_connections()
             .get(&connection)
             .cloned()
             .ok_or(ApiError::ConnectionDropped)?;
+        let rate_limit = self.inner.config.limits.requests_rate_limit;
+        if rate_limit != 0 && !entry.rate.admit(self.current_second(), rate_limit) {
+            return Err(ApiError::TooManyRequests);
+        }
+        let _slot = self.inner.gate.enter().await?;
         match request.controller.as_str() {
             "realtime" => controller::realtime::execute(self, &entry.connection, entry.protocol, request),
             "server" => controller::server::execute(self, request),
@@ -463,18 +479,26 @@ impl Router {
         self.broadcast(&event.targets, &messages);
     }
 
-    fn read_connections(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<ConnectionId, Arc<ConnectionEntry>>> {
+    /// Seconds since the router was built, for the rate limit's windows.
+    fn current_second(&self) -> u32 {
+        u32::try_from(self.inner.started.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Warns of refused connections, at most every [`CAP_WARNING_INTERVAL`].
+    fn warn_connection_cap(&self, error: &ApiError) {
+        if self.inner.cap_warnings.ready() {
+            tracing::warn!(%error, "Connection cap reached: new connections are refused.");
+        }
+    }
+
+    fn read_connections(&self) -> std::sync::RwLockReadGuard<'_, ConnectionTable> {
         self.inner
             .connections
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write_connections(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionId, Arc<ConnectionEntry>>> {
+    fn write_connections(&self) -> std::sync::RwLockWriteGuard<'_, ConnectionTable> {
         self.inner
             .connections
             .write()
