@@ -81,10 +81,18 @@
 //!   is confirmed too: its client is gone, the request is acknowledged). When
 //!   the connection a request came on is lost before its answer is confirmed,
 //!   the answer is not published (or not confirmed) and the request is left
-//!   to the broker, which delivers it again after the reconnection, where it
-//!   is executed and answered: at-least-once, so such a request may be
-//!   executed twice. A request whose answer the broker refuses (`nack`) is
-//!   requeued once, then dropped with an error log.
+//!   to the broker, which delivers it again after the reconnection. A request
+//!   whose answer the broker refuses (`nack`) is requeued once, then dropped
+//!   with an error log.
+//! - **A request received again is not executed again**: protoplex remembers the answers
+//!   it gave recently, by connection, client-given `requestId` and request
+//!   bytes ([`answer_cache_size`](AmqpConfig::answer_cache_size), 16 MiB,
+//!   for [`answer_cache_ttl`](AmqpConfig::answer_cache_ttl), 60 s). A request
+//!   received again (sent again by its client, or redelivered by the broker)
+//!   is not executed again: it gets the answer again, unless it is a
+//!   redelivery whose answer the broker had confirmed (then it is only
+//!   acknowledged: the client's queue has the answer). A copy received while
+//!   the request executes waits for its answer.
 //! - **Reconnection**: when the connection or the consumer ends, protoplex
 //!   reconnects with an exponential backoff
 //!   ([`reconnect_min_delay`](AmqpConfig::reconnect_min_delay) 100 ms doubling
@@ -101,7 +109,46 @@
 //!   acknowledged, the queued commands are carried out, and the connection is
 //!   closed, all within [`close_timeout`](AmqpConfig::close_timeout). Every
 //!   task runs on the router's task tracker.
+//!
+//! ## Across a broker restart
+//!
+//! A broker restart (`rabbitmqctl stop_app` / `start_app`, a crash) loses
+//! every transient message, which is what clients publish unless they set
+//! `delivery_mode` 2: requests waiting in the (durable) request queue or
+//! delivered to protoplex and not acknowledged yet, and the client queues
+//! that are not durable, with the answers and notifications in them. So a
+//! client, when its connection is lost, reconnects, declares its queue again
+//! (same name) and sends again every request it has had no answer for. Then
+//! (`tests/restart_under_load.rs`, four clients under load):
+//!
+//! - every request gets exactly one answer, with its status;
+//! - a request the broker lost before protoplex executed it is executed once,
+//!   when sent again; one executed before the stop, whose answer the broker
+//!   lost, is not executed again: its remembered answer is sent.
+//!
+//! Not guaranteed:
+//!
+//! - for a client that does not send again: a transient request the broker
+//!   lost is lost (executed or not), and so is an answer still in its queue;
+//! - at most one execution when protoplex no longer knows the connection: if
+//!   it found the client's queue gone before the client declared it again (the
+//!   [queue check](AmqpConfig::queue_check_interval), a failed re-bind of a
+//!   subscriber's queue at reconnection, an unroutable answer), the client
+//!   comes back as a new connection, without its subscriptions, and what it
+//!   sends again is executed again; likewise past `answer_cache_ttl`, when
+//!   the cache is full, after a restart of protoplex, across protoplex nodes
+//!   sharing the request queue (each remembers its own answers), and for
+//!   requests without a `requestId` of their client's;
+//! - with persistent requests, which survive the restart: one the client also
+//!   sends again may be answered twice (the same answer: executed once), and
+//!   one redelivered whose answer the broker had confirmed before stopping is
+//!   not answered again, though that answer may have gone with the client's
+//!   queue. A client should drop an answer whose `requestId` it no longer
+//!   waits for;
+//! - notifications published while the broker is away; a subscriber whose
+//!   queue went with the restart subscribes again.
 
+mod answers;
 mod commands;
 mod config;
 mod connections;

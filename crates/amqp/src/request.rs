@@ -1,17 +1,21 @@
 //! One request: a delivery from the request queue, executed for the
-//! connection of its `reply_to`, answered to that queue with its
-//! `correlation_id`, and acknowledged once the answer is confirmed.
+//! connection of its `reply_to` (unless it was already: then its recent
+//! answer is reused, see [`crate::answers`]), answered to that queue
+//! with its `correlation_id`, and acknowledged once the answer is confirmed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Confirmation};
 use protoplex_core::{ApiError, ClientConnection, Request, Response};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::answers::{self, Claim, Receipt};
 use crate::commands::Command;
 use crate::connections::Resolved;
 use crate::protocol::NAME;
@@ -22,13 +26,16 @@ use crate::shared::Shared;
 /// is published anyway.
 const BINDINGS_WAIT: Duration = Duration::from_secs(10);
 
+/// Longest wait for an ack or a nack to be handed to the connection.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
+
 /// What becomes of the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settle {
     /// Done with (answered, or nothing to answer): acknowledge.
     Ack,
     /// The answer could not be published: give the request back to the queue,
-    /// to be executed again (at-least-once).
+    /// to be answered again (from the answer cache: not executed again).
     Requeue,
     /// The broker refused the answer: requeue the request once; a request
     /// already redelivered is dropped (acknowledged) with an error log, so
@@ -53,22 +60,49 @@ pub(crate) async fn handle(shared: Arc<Shared>, delivery: Delivery, generation: 
     let parsed = parse(&shared, &delivery, reply_to.as_ref(), &node);
 
     let Some(reply_to) = reply_to else {
-        if let Ok(request) = parsed {
+        if let Ok(Parsed { request, .. }) = parsed {
             execute_anonymous(&shared, request).await;
         }
         settle(&delivery, Settle::Ack).await;
         return;
     };
 
-    let response = match parsed {
-        Err(response) => *response,
-        Ok(request) => match shared.connections.resolve(reply_to.as_str(), &shared.router) {
-            Ok(connection) => execute(&shared, &connection, request).await,
-            Err(error) => Response::failure(&request, &error, &node),
-        },
+    let (payload, receipt) = match parsed {
+        Err(response) => (response.to_bytes(), Receipt::untracked()),
+        Ok(Parsed { request, identified }) => {
+            match shared.connections.resolve(reply_to.as_str(), &shared.router) {
+                Ok(connection) => {
+                    let digest = identified.then(|| answers::digest(&delivery.data));
+                    match respond(&shared, &connection, request, digest, delivery.redelivered).await {
+                        Some(answer) => answer,
+                        None => {
+                            // Redelivered after its answer was confirmed: the
+                            // client's queue has it already.
+                            settle(&delivery, Settle::Ack).await;
+                            return;
+                        }
+                    }
+                }
+                Err(error) => (
+                    Response::failure(&request, &error, &node).to_bytes(),
+                    Receipt::untracked(),
+                ),
+            }
+        }
     };
-    let outcome = answer(&shared, generation, &reply_to, correlation_id, &response).await;
+    let outcome = answer(&shared, generation, &reply_to, correlation_id, &payload).await;
+    if outcome == Settle::Ack {
+        receipt.delivered();
+    }
     settle(&delivery, outcome).await;
+}
+
+/// A request read from a delivery.
+struct Parsed {
+    request: Request,
+    /// Whether its client gave its `requestId` (else one was generated, and
+    /// the request cannot be recognized when it comes again).
+    identified: bool,
 }
 
 /// The request, or the error answer of an unreadable one (logged).
@@ -77,7 +111,7 @@ fn parse(
     delivery: &Delivery,
     reply_to: Option<&ShortString>,
     node: &str,
-) -> Result<Request, Box<Response>> {
+) -> Result<Parsed, Box<Response>> {
     let limit = shared.router.limits().max_request_size;
     let reply_to = reply_to.map_or("", ShortString::as_str);
     if delivery.data.len() > limit {
@@ -85,10 +119,68 @@ fn parse(
         let response = Response::rejected(&Default::default(), &ApiError::RequestTooLarge, node);
         return Err(Box::new(response));
     }
-    Request::from_slice(&delivery.data).map_err(|rejected| {
+    let parsed = match serde_json::from_slice::<Value>(&delivery.data) {
+        Ok(value) => {
+            let identified = value.get("requestId").is_some_and(Value::is_string);
+            Request::from_value(value).map(|request| Parsed { request, identified })
+        }
+        // Not JSON: the core's parser says why, in its own words.
+        Err(_) => Request::from_slice(&delivery.data).map(|request| Parsed {
+            request,
+            identified: false,
+        }),
+    };
+    parsed.map_err(|rejected| {
         tracing::warn!(error = %rejected.error, %reply_to, "Invalid AMQP request.");
         Box::new(Response::rejected(&rejected.echo, &rejected.error, node))
     })
+}
+
+/// The answer to a request of `connection` and what records its confirm;
+/// `None` when it must not be answered: a redelivery of a request whose answer
+/// the broker confirmed. With `digest` (the client gave the request id), a
+/// request executed recently is not executed again: its answer is reused.
+async fn respond(
+    shared: &Shared,
+    connection: &Resolved,
+    request: Request,
+    digest: Option<u64>,
+    redelivered: bool,
+) -> Option<(Bytes, Receipt)> {
+    let Some(digest) = digest else {
+        let payload = execute(shared, connection, request).await.to_bytes();
+        return Some((payload, Receipt::untracked()));
+    };
+    let ticket = loop {
+        match shared.answers.claim(connection.id, &request.request_id, digest) {
+            Claim::Execute(ticket) => break ticket,
+            Claim::Done {
+                answer,
+                delivered,
+                receipt,
+            } => {
+                if delivered && redelivered {
+                    tracing::debug!(connection_id = %connection.id, request_id = %request.request_id, "AMQP request redelivered after its answer was confirmed: not answered again.");
+                    return None;
+                }
+                tracing::debug!(connection_id = %connection.id, request_id = %request.request_id, redelivered, "AMQP request received again: its answer is sent again, it is not executed again.");
+                return Some((answer, receipt));
+            }
+            Claim::Running(mut running) => {
+                // The same request is executing: its answer serves this copy
+                // too. Abandoned (its task ended without an answer): claim again.
+                if let Ok(answer) = running.wait_for(Option::is_some).await
+                    && let Some(answer) = answer.clone()
+                {
+                    tracing::debug!(connection_id = %connection.id, request_id = %request.request_id, "AMQP request received again while executing: answered once it is.");
+                    return Some((answer, Receipt::untracked()));
+                }
+            }
+        }
+    };
+    let payload = execute(shared, connection, request).await.to_bytes();
+    let receipt = ticket.done(&payload);
+    Some((payload, receipt))
 }
 
 /// Executes the request, then waits until the bindings it caused are effective.
@@ -124,13 +216,13 @@ async fn execute_anonymous(shared: &Shared, request: Request) {
 
 /// Publishes the answer to `reply_to` and waits for the broker's confirm.
 /// Not when the link the request came on is gone: the broker delivers the
-/// request again, and that delivery is answered.
+/// request again (or its client sends it again), and that one is answered.
 async fn answer(
     shared: &Shared,
     generation: u64,
     reply_to: &ShortString,
     correlation_id: Option<ShortString>,
-    response: &Response,
+    payload: &Bytes,
 ) -> Settle {
     let Some(link) = shared.link().filter(|link| link.generation == generation) else {
         tracing::debug!(queue = %reply_to, "AMQP connection lost: request left to the broker.");
@@ -144,10 +236,9 @@ async fn answer(
         mandatory: true,
         ..BasicPublishOptions::default()
     };
-    let payload = response.to_bytes();
     let confirmed = async {
         link.publisher
-            .basic_publish("".into(), reply_to.clone(), options, &payload, properties)
+            .basic_publish("".into(), reply_to.clone(), options, payload, properties)
             .await?
             .await
     };
@@ -166,35 +257,48 @@ async fn answer(
     }
 }
 
+/// Acknowledges or requeues the delivery, at most [`SETTLE_WAIT`]: an ack or a
+/// nack sent while the connection ends may never complete (lapin then neither
+/// sends it nor fails it), and the broker requeues the delivery anyway.
 async fn settle(delivery: &Delivery, settle: Settle) {
-    let result = match settle {
-        Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-        Settle::Refused if delivery.redelivered => {
-            tracing::error!(
-                delivery_tag = delivery.delivery_tag,
-                "AMQP broker refused the answer of a redelivered request: request dropped."
-            );
-            delivery.acker.ack(BasicAckOptions::default()).await
-        }
-        Settle::Requeue | Settle::Refused => {
-            if settle == Settle::Refused {
-                tracing::warn!(
+    let acker = &delivery.acker;
+    let settled = async {
+        match settle {
+            Settle::Ack => acker.ack(BasicAckOptions::default()).await,
+            Settle::Refused if delivery.redelivered => {
+                tracing::error!(
                     delivery_tag = delivery.delivery_tag,
-                    "AMQP broker refused an answer: request requeued."
+                    "AMQP broker refused the answer of a redelivered request: request dropped."
                 );
+                acker.ack(BasicAckOptions::default()).await
             }
-            delivery
-                .acker
-                .nack(BasicNackOptions {
+            Settle::Requeue | Settle::Refused => {
+                if settle == Settle::Refused {
+                    tracing::warn!(
+                        delivery_tag = delivery.delivery_tag,
+                        "AMQP broker refused an answer: request requeued."
+                    );
+                }
+                let requeue = BasicNackOptions {
                     requeue: true,
                     ..BasicNackOptions::default()
-                })
-                .await
+                };
+                acker.nack(requeue).await
+            }
+            Settle::Nothing => Ok(true),
         }
-        Settle::Nothing => return,
     };
-    if let Err(error) = result {
+    match tokio::time::timeout(SETTLE_WAIT, settled).await {
+        Ok(Ok(_)) => {}
         // The channel went away with the connection: the broker requeued it.
-        tracing::debug!(%error, delivery_tag = delivery.delivery_tag, "AMQP delivery not settled.");
+        Ok(Err(error)) => {
+            tracing::debug!(%error, delivery_tag = delivery.delivery_tag, "AMQP delivery not settled.");
+        }
+        Err(_) => {
+            tracing::debug!(
+                delivery_tag = delivery.delivery_tag,
+                "AMQP delivery not settled in time."
+            );
+        }
     }
 }

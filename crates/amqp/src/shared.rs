@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::answers::Answers;
 use crate::commands::{Command, Commands};
 use crate::config::AmqpConfig;
 use crate::connections::Connections;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) config: AmqpConfig,
     pub(crate) router: RouterHandle,
     pub(crate) connections: Arc<Connections>,
+    /// The answers given recently, for requests received again.
+    pub(crate) answers: Arc<Answers>,
     pub(crate) commands: Commands,
     /// The live link, `None` while the broker is unreachable.
     pub(crate) link: watch::Sender<Option<Link>>,
