@@ -153,6 +153,44 @@ impl AmqpClient {
         }
     }
 
+    /// Publishes raw bytes to the proxy's exchange and routing key with
+    /// exactly `properties` (no `reply_to` added).
+    pub async fn publish_raw(&self, payload: &[u8], properties: BasicProperties) {
+        self.channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                self.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                payload,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("published");
+    }
+
+    /// Publishes raw bytes as a request (`reply_to` = this client's queue, a
+    /// fresh correlation id) and returns the answer with that correlation id.
+    pub async fn query_raw(&mut self, payload: &[u8]) -> Value {
+        let correlation_id = unique("correlation");
+        let properties = BasicProperties::default()
+            .with_reply_to(self.queue.as_str().into())
+            .with_correlation_id(correlation_id.as_str().into());
+        self.publish_raw(payload, properties).await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (id, body) = tokio::time::timeout_at(deadline, self.incoming.recv())
+                .await
+                .expect("an answer in time")
+                .expect("consumer running");
+            if id.as_deref() == Some(correlation_id.as_str()) {
+                return body;
+            }
+            self.notifications.push_back(body);
+        }
+    }
+
     /// The next message that is not an answer, if one comes within `wait`.
     pub async fn maybe_notification(&mut self, wait: Duration) -> Option<Value> {
         if let Some(message) = self.notifications.pop_front() {

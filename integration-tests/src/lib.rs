@@ -6,6 +6,7 @@
 pub mod amqp;
 pub mod http;
 pub mod mqtt;
+pub mod panics;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -42,6 +43,23 @@ pub struct TestServer {
     pub amqp: Arc<AmqpProtocol>,
     /// Its configuration (exchange, routing key, request queue).
     pub amqp_config: AmqpConfig,
+    /// Whether the AMQP protocol runs (see [`Settings::without_amqp`]).
+    with_amqp: bool,
+}
+
+/// What a [`TestServer`] starts with.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Core settings (limits...).
+    pub core: CoreConfig,
+    /// WebSocket settings (listener forced onto loopback).
+    pub websocket: WebSocketConfig,
+    /// MQTT settings (listener forced onto loopback, port 0).
+    pub mqtt: MqttConfig,
+    /// HTTP settings (listener forced onto loopback, port 0).
+    pub http: HttpConfig,
+    /// Leave the AMQP protocol out: no broker needed, no [`Kind::Amqp`] client.
+    pub without_amqp: bool,
 }
 
 impl TestServer {
@@ -52,6 +70,23 @@ impl TestServer {
 
     /// Starts with these core and WebSocket settings (listeners forced onto loopback, port 0).
     pub async fn start_with(core: CoreConfig, websocket: WebSocketConfig) -> Self {
+        Self::start_settings(Settings {
+            core,
+            websocket,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    /// Starts with `settings` (listeners forced onto loopback, port 0).
+    pub async fn start_settings(settings: Settings) -> Self {
+        let Settings {
+            core,
+            websocket,
+            mqtt,
+            http,
+            without_amqp,
+        } = settings;
         let loopback = "127.0.0.1".parse().expect("loopback");
         let websocket = WebSocketProtocol::shared(WebSocketConfig {
             bind: loopback,
@@ -61,16 +96,18 @@ impl TestServer {
         let http = HttpProtocol::new(HttpConfig {
             bind: loopback,
             port: 0,
-            ..HttpConfig::default()
+            ..http
         })
         .with_websocket(websocket.clone());
         let mqtt = MqttProtocol::new(MqttConfig {
             bind: loopback,
             port: 0,
-            ..MqttConfig::default()
+            ..mqtt
         });
-        // Fail at once, with the way out, when no broker runs.
-        let _ = amqp::connect().await.close(200, "probe".into()).await;
+        if !without_amqp {
+            // Fail at once, with the way out, when no broker runs.
+            let _ = amqp::connect().await.close(200, "probe".into()).await;
+        }
         let amqp_config = AmqpConfig {
             url: amqp::broker_url(),
             queue: amqp::unique("protoplex.matrix.requests"),
@@ -79,17 +116,20 @@ impl TestServer {
             ..AmqpConfig::default()
         };
         let amqp = AmqpProtocol::new(amqp_config.clone());
-        let router = Router::builder(core)
+        let mut builder = Router::builder(core)
             .protocol(websocket.clone())
             .protocol(http.clone())
-            .protocol(mqtt.clone())
-            .protocol(amqp.clone())
-            .build()
-            .expect("router");
+            .protocol(mqtt.clone());
+        if !without_amqp {
+            builder = builder.protocol(amqp.clone());
+        }
+        let router = builder.build().expect("router");
         router.start().await.expect("start");
-        tokio::time::timeout(PATIENCE, amqp.ready())
-            .await
-            .expect("the AMQP protocol consumes requests");
+        if !without_amqp {
+            tokio::time::timeout(PATIENCE, amqp.ready())
+                .await
+                .expect("the AMQP protocol consumes requests");
+        }
         let address = http.local_addr().expect("listening");
         let mqtt_address = mqtt.local_addr().expect("listening");
         Self {
@@ -101,6 +141,7 @@ impl TestServer {
             mqtt_address,
             amqp,
             amqp_config,
+            with_amqp: !without_amqp,
         }
     }
 
@@ -124,6 +165,9 @@ impl TestServer {
     /// Stops the server and deletes its AMQP request queue.
     pub async fn stop(self) {
         self.router.shutdown(PATIENCE).await;
+        if !self.with_amqp {
+            return;
+        }
         let connection = amqp::connect().await;
         if let Ok(channel) = connection.create_channel().await {
             let _ = channel
