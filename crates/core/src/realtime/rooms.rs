@@ -114,6 +114,9 @@ struct State {
 /// calls about one connection reach its protocol in order.
 pub(crate) struct Rooms {
     state: RwLock<State>,
+    /// An engine holding no filter, to normalize outside the lock: a costly
+    /// filter (a large normal form) then delays no other subscription.
+    normalizer: FilterEngine,
     protocol_count: usize,
     max_rooms: usize,
 }
@@ -126,6 +129,7 @@ impl Rooms {
                 rooms: HashMap::new(),
                 subscriptions: HashMap::new(),
             }),
+            normalizer: FilterEngine::new(max_conditions),
             protocol_count,
             max_rooms,
         }
@@ -150,7 +154,7 @@ impl Rooms {
         collection: &str,
         filter: &Value,
     ) -> Result<NormalizedFilter, ApiError> {
-        Ok(self.read().filters.normalize(index, collection, filter)?)
+        Ok(self.normalizer.normalize(index, collection, filter)?)
     }
 
     /// Subscribes `subscriber` to the room of `filter`, creating it when needed.
