@@ -25,6 +25,14 @@ cargo test --workspace --all-targets
 step "doc tests"
 cargo test --workspace --doc
 
+step "fuzz corpora replay"
+# The fuzz targets' inputs through the same functions, on stable, without
+# libFuzzer (fuzz/README.md); fuzz/ is a workspace of its own, built in ours.
+fuzz=(--manifest-path fuzz/Cargo.toml --target-dir "${CARGO_TARGET_DIR:-target}")
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo clippy "${fuzz[@]}" --all-targets -- -D warnings
+cargo test "${fuzz[@]}"
+
 step "benchmark tool, every scenario for a second or two (no figure is checked)"
 scripts/bench.sh --quick
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use flate2::read::{MultiGzDecoder, ZlibDecoder};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
 
 use crate::error::HttpError;
 
@@ -19,6 +20,39 @@ pub(crate) enum Encoding {
     Gzip,
     /// HTTP's "deflate": zlib-wrapped deflate (RFC 1950).
     Deflate,
+}
+
+/// What a request's head says of its body, checked before reading it: its
+/// announced length (within `max`) and its encoding layers.
+pub(crate) fn check_head(
+    headers: &HeaderMap,
+    max: usize,
+    max_layers: usize,
+    allow_compression: bool,
+) -> Result<(Option<u64>, Vec<Encoding>), HttpError> {
+    let announced = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .ok_or_else(|| HttpError::BadBody("invalid Content-Length".into()))?,
+        ),
+    };
+    if announced.is_some_and(|length| length > u64::try_from(max).unwrap_or(u64::MAX)) {
+        return Err(HttpError::TooLarge { max });
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                HttpError::UnsupportedEncoding(String::from_utf8_lossy(value.as_bytes()).into_owned())
+            })
+        })
+        .transpose()?;
+    let encodings = parse_encodings(encoding, max_layers, allow_compression)?;
+    Ok((announced, encodings))
 }
 
 /// The layers of a `Content-Encoding` header, in the order they were applied.

@@ -112,17 +112,9 @@ async fn respond(
         Response::rejected(&echo, &ApiError::from(&error), server.router.node_id())
     };
 
-    let verb = parts.method.as_str();
-    let found = match verb {
-        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" => server.routes.find(verb, path),
-        "HEAD" => server
-            .routes
-            .find("HEAD", path)
-            .or_else(|| server.routes.find("GET", path)),
-        _ => return refuse(HttpError::UnsupportedVerb(verb.to_owned()), None),
-    };
-    let Some(route) = found else {
-        return refuse(HttpError::UrlNotFound(path.to_owned()), None);
+    let route = match server.routes.route(parts.method.as_str(), path) {
+        Ok(route) => route,
+        Err(error) => return refuse(error, None),
     };
     let target = Some(route.target);
 
@@ -163,29 +155,9 @@ async fn respond(
 /// `Content-Length` (refused before reading anything), as read, and as decoded.
 async fn read_body(server: &Server, headers: &HeaderMap, body: Incoming) -> Result<Bytes, HttpError> {
     let max = server.router.limits().max_request_size;
-    let announced = match headers.get(header::CONTENT_LENGTH) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|value| value.trim().parse::<u64>().ok())
-                .ok_or_else(|| HttpError::BadBody("invalid Content-Length".into()))?,
-        ),
-    };
-    if announced.is_some_and(|length| length > u64::try_from(max).unwrap_or(u64::MAX)) {
-        return Err(HttpError::TooLarge { max });
-    }
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|value| {
-            value.to_str().map_err(|_| {
-                HttpError::UnsupportedEncoding(String::from_utf8_lossy(value.as_bytes()).into_owned())
-            })
-        })
-        .transpose()?;
-    let encodings = body::parse_encodings(
-        encoding,
+    let (announced, encodings) = body::check_head(
+        headers,
+        max,
         server.config.max_encoding_layers,
         server.config.allow_compression,
     )?;

@@ -43,6 +43,8 @@
 mod body;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod protocol;
 mod request_builder;

@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use crate::error::HttpError;
+
 /// What a route leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -85,6 +87,17 @@ impl RouteTable {
         }
         node.endpoint = Some(Endpoint { target, placeholders });
         true
+    }
+
+    /// The route of a request as the handler looks it up: the five verbs of
+    /// the API, and `HEAD` falling back to `GET`.
+    pub(crate) fn route(&self, verb: &str, path: &str) -> Result<RouteMatch<'_>, HttpError> {
+        let found = match verb {
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" => self.find(verb, path),
+            "HEAD" => self.find("HEAD", path).or_else(|| self.find("GET", path)),
+            _ => return Err(HttpError::UnsupportedVerb(verb.to_owned())),
+        };
+        found.ok_or_else(|| HttpError::UrlNotFound(path.to_owned()))
     }
 
     /// The route for `verb` and `path` (without its query string).

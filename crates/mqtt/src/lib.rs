@@ -120,6 +120,8 @@ mod close;
 mod codec;
 mod config;
 mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 mod protocol;
 mod session;
 mod topics;
