@@ -123,34 +123,9 @@ impl AmqpClient {
             self.next_id += 1;
             request["requestId"] = Value::from(format!("amqp-{}", self.next_id));
         }
-        let correlation_id = unique("correlation");
-        let properties = BasicProperties::default()
-            .with_reply_to(self.queue.as_str().into())
-            .with_correlation_id(correlation_id.as_str().into());
-        self.channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                self.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
-                request.to_string().as_bytes(),
-                properties,
-            )
-            .await
-            .expect("publish request")
-            .await
-            .expect("request published");
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (id, body) = tokio::time::timeout_at(deadline, self.incoming.recv())
-                .await
-                .expect("an answer in time")
-                .expect("consumer running");
-            if id.as_deref() == Some(correlation_id.as_str()) {
-                assert_eq!(body["requestId"], request["requestId"]);
-                return body;
-            }
-            self.notifications.push_back(body);
-        }
+        let answer = self.query_raw(request.to_string().as_bytes()).await;
+        assert_eq!(answer["requestId"], request["requestId"]);
+        answer
     }
 
     /// Publishes raw bytes to the proxy's exchange and routing key with

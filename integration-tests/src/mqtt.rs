@@ -136,42 +136,20 @@ impl MqttClient {
             request["requestId"] = Value::from(format!("mqtt-{}", self.next_id));
         }
         let id = request["requestId"].clone();
-        let payload = request.to_string().into_bytes();
-        match &self.handle {
-            Handle::V311(client) => client
-                .publish(REQUEST_TOPIC, rumqttc::QoS::AtLeastOnce, false, payload)
-                .await
-                .expect("publish request"),
-            Handle::V5(client) => client
-                .publish(
-                    REQUEST_TOPIC,
-                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-                    false,
-                    payload,
-                )
-                .await
-                .expect("publish request"),
-        }
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (topic, payload) = tokio::time::timeout_at(deadline, self.incoming.recv())
-                .await
-                .expect("an answer in time")
-                .expect("event loop running");
-            let message: Value = serde_json::from_slice(&payload).expect("JSON payload");
-            if topic == RESPONSE_TOPIC && message.get("requestId") == Some(&id) {
-                return message;
-            }
-            if topic != RESPONSE_TOPIC {
-                self.notifications.push_back(message);
-            }
-        }
+        self.publish_request(request.to_string().into_bytes()).await;
+        self.answer(|message| message.get("requestId") == Some(&id)).await
     }
 
     /// Publishes raw bytes on the request topic, QoS 1, and returns the next
     /// message on the response topic: for payloads that are not requests, whose
     /// answers carry no requestId to match.
     pub async fn query_raw(&mut self, payload: Vec<u8>) -> Value {
+        self.publish_request(payload).await;
+        self.answer(|_| true).await
+    }
+
+    /// Publishes `payload` on the request topic, QoS 1.
+    async fn publish_request(&self, payload: Vec<u8>) {
         match &self.handle {
             Handle::V311(client) => client
                 .publish(REQUEST_TOPIC, rumqttc::QoS::AtLeastOnce, false, payload)
@@ -187,6 +165,11 @@ impl MqttClient {
                 .await
                 .expect("publish request"),
         }
+    }
+
+    /// The next message on the response topic that `is_answer` accepts;
+    /// messages on other topics are kept as notifications.
+    async fn answer(&mut self, is_answer: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let (topic, payload) = tokio::time::timeout_at(deadline, self.incoming.recv())
@@ -194,10 +177,12 @@ impl MqttClient {
                 .expect("an answer in time")
                 .expect("event loop running");
             let message: Value = serde_json::from_slice(&payload).expect("JSON payload");
-            if topic == RESPONSE_TOPIC {
+            if topic == RESPONSE_TOPIC && is_answer(&message) {
                 return message;
             }
-            self.notifications.push_back(message);
+            if topic != RESPONSE_TOPIC {
+                self.notifications.push_back(message);
+            }
         }
     }
 

@@ -25,6 +25,10 @@ use crate::shared::{Link, Removal, Shared, is_locked, is_not_found};
 /// Notifications published and not confirmed yet, at most.
 pub(crate) const MAX_UNCONFIRMED: usize = 1024;
 
+/// Binds and unbinds on one topology channel before it is replaced: lapin
+/// remembers every binding a channel made, even to a queue gone since.
+const BINDS_PER_CHANNEL: u32 = 1024;
+
 /// The MIME type of every message protoplex publishes.
 pub(crate) const CONTENT_TYPE: &str = "application/json";
 
@@ -35,6 +39,8 @@ struct Publisher {
     shared: Arc<Shared>,
     /// The topology channel and the generation of the link it belongs to.
     topology: Option<(u64, Channel)>,
+    /// Binds and unbinds made on the topology channel.
+    binds: u32,
     confirms: FuturesUnordered<Confirm>,
 }
 
@@ -44,6 +50,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Comman
     let mut publisher = Publisher {
         shared,
         topology: None,
+        binds: 0,
         confirms: FuturesUnordered::new(),
     };
     loop {
@@ -105,17 +112,26 @@ impl Publisher {
         }
     }
 
-    /// The topology channel of the live link, opened when needed.
+    /// The topology channel of the live link, opened when needed, and
+    /// replaced after [`BINDS_PER_CHANNEL`] uses.
     async fn topology(&mut self, link: &Link) -> Result<Channel, lapin::Error> {
         if let Some((generation, channel)) = &self.topology
             && *generation == link.generation
             && channel.status().connected()
+            && self.binds < BINDS_PER_CHANNEL
         {
+            self.binds += 1;
             return Ok(channel.clone());
         }
-        self.topology = None;
+        if let Some((_, worn)) = self.topology.take()
+            && worn.status().connected()
+        {
+            let closing = worn.close(200, "replaced".into());
+            let _ = tokio::time::timeout(self.shared.config.close_grace(), closing).await;
+        }
         let channel = link.connection.create_channel().await?;
         self.topology = Some((link.generation, channel.clone()));
+        self.binds = 1;
         Ok(channel)
     }
 

@@ -361,3 +361,60 @@ async fn shutdown_stops_every_task() {
     proxy.stop().await;
     client.close().await;
 }
+
+/// More gone queues than lapin has channel ids on one connection (2,047): each
+/// missing queue found closes the checking channel, and lapin keeps a channel
+/// the broker closed taken until its connection ends. The sweeper must go on
+/// removing connections past that (it once stopped for good there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_outlasts_thousands_of_gone_queues() {
+    const QUEUES: usize = 2_300;
+    let proxy = Proxy::start().await;
+    let connection = common::connect().await;
+    let channel = connection.create_channel().await.expect("channel");
+    let prefix = unique("gone");
+    let request = json!({"controller": "server", "action": "now"}).to_string();
+    for n in 0..QUEUES {
+        let queue = format!("{prefix}-{n}");
+        channel
+            .queue_declare(queue.as_str().into(), Default::default(), Default::default())
+            .await
+            .expect("queue declared");
+        let properties = lapin::BasicProperties::default().with_reply_to(queue.as_str().into());
+        channel
+            .basic_publish(
+                "".into(),
+                proxy.config.queue.as_str().into(),
+                Default::default(),
+                request.as_bytes(),
+                properties,
+            )
+            .await
+            .expect("request published");
+    }
+    let settle = |what: &'static str, target: usize| {
+        let amqp = proxy.amqp.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+            while amqp.connection_count() != target {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: {} connections, expected {target}",
+                    amqp.connection_count()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    settle("every queue became a connection", QUEUES).await;
+    for n in 0..QUEUES {
+        let queue = format!("{prefix}-{n}");
+        channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .expect("queue deleted");
+    }
+    settle("every connection whose queue is gone was removed", 0).await;
+    let _ = connection.close(200, "done".into()).await;
+    proxy.stop().await;
+}

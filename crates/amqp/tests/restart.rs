@@ -5,30 +5,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Client, Proxy, WAIT, eventually, publish, subscribe, unique};
+use common::{Client, Proxy, Restart, WAIT, eventually, publish, rabbitmqctl, subscribe, unique};
 use serde_json::json;
-
-fn rabbitmqctl(action: &str) {
-    let status = Command::new("rabbitmqctl")
-        .args(["-q", action])
-        .status()
-        .unwrap_or_else(|error| {
-            panic!("cannot run `rabbitmqctl {action}` ({error}): this test restarts a local RabbitMQ (scripts/services.sh)")
-        });
-    assert!(status.success(), "`rabbitmqctl {action}` failed: {status}");
-}
-
-/// Starts the broker's application again, even when the test fails.
-struct Restart;
-
-impl Drop for Restart {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").args(["-q", "start_app"]).status();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_answered_after_a_broker_restart() {
@@ -60,13 +40,13 @@ async fn requests_are_answered_after_a_broker_restart() {
         .expect("unbind");
 
     let restart = Restart;
-    rabbitmqctl("stop_app");
+    rabbitmqctl("stop_app").await;
     eventually("the proxy sees the broker gone", || async {
         !proxy.amqp.is_ready()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    rabbitmqctl("start_app");
+    rabbitmqctl("start_app").await;
     drop(restart);
 
     // Requests published as soon as the broker is back, maybe before the proxy

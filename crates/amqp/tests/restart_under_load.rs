@@ -37,11 +37,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use common::{Client, Proxy, WAIT, publish, subscribe, unique};
+use common::{Client, Proxy, Restart, WAIT, publish, rabbitmqctl, subscribe, unique};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -76,27 +75,6 @@ const QUIET: Duration = Duration::from_secs(1);
 const OPERATION: Duration = Duration::from_secs(5);
 /// The whole test, restart included.
 const LIMIT: Duration = Duration::from_secs(55);
-
-/// Runs `rabbitmqctl -q action`, on a blocking thread.
-async fn rabbitmqctl(action: &'static str) {
-    let status =
-        tokio::task::spawn_blocking(move || Command::new("rabbitmqctl").args(["-q", action]).status())
-            .await
-            .expect("rabbitmqctl thread");
-    let status = status.unwrap_or_else(|error| {
-        panic!("cannot run `rabbitmqctl {action}` ({error}): this test restarts a local RabbitMQ (scripts/services.sh)")
-    });
-    assert!(status.success(), "`rabbitmqctl {action}` failed: {status}");
-}
-
-/// Starts the broker's application again, even when the test fails.
-struct Restart;
-
-impl Drop for Restart {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").args(["-q", "start_app"]).status();
-    }
-}
 
 /// What a request asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,6 +18,27 @@ use protoplex_core::embedded::{EmbeddedClient, EmbeddedProtocol};
 use protoplex_core::{CoreConfig, Router};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+/// Runs `rabbitmqctl -q action`, on a blocking thread.
+pub async fn rabbitmqctl(action: &'static str) {
+    let status =
+        tokio::task::spawn_blocking(move || Command::new("rabbitmqctl").args(["-q", action]).status())
+            .await
+            .expect("rabbitmqctl thread");
+    let status = status.unwrap_or_else(|error| {
+        panic!("cannot run `rabbitmqctl {action}` ({error}): this test restarts a local RabbitMQ (scripts/services.sh)")
+    });
+    assert!(status.success(), "`rabbitmqctl {action}` failed: {status}");
+}
+
+/// Starts the broker's application again, even when the test fails.
+pub struct Restart;
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").args(["-q", "start_app"]).status();
+    }
+}
 
 /// Longest wait for anything expected.
 pub const WAIT: Duration = Duration::from_secs(10);
