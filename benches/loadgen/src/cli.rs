@@ -15,6 +15,7 @@ use crate::report;
 use crate::scenarios::fanout::{self, FanoutConfig, Transport};
 use crate::scenarios::idle::{self, IdleConfig};
 use crate::scenarios::request::{self, Action, RequestConfig, RequestProtocol};
+use crate::scenarios::soak::{self, SoakConfig};
 use crate::scenarios::suite::{self, SuiteConfig};
 use crate::scenarios::{ScenarioError, Target};
 
@@ -44,6 +45,111 @@ pub enum Command {
     Suite(SuiteArgs),
     /// Renders latest.md and fanout.svg again from a suite's latest.json.
     Report(ReportArgs),
+    /// Mixed load over every protocol for minutes; the server's memory and open files at start and end.
+    Soak(SoakArgs),
+}
+
+/// `loadgen soak`: starts protoplex on free loopback ports (AMQP through the
+/// broker at --amqp-url, on a request queue of its own), loads it, prints the
+/// Markdown report; exits non-zero when it fails (memory or open-file growth,
+/// lost notifications, unexpected answers).
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// The protoplex executable.
+    #[arg(long, value_name = "PATH")]
+    pub protoplex: PathBuf,
+    /// One more argument for protoplex (repeatable).
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
+    /// One more environment variable for protoplex, `KEY=VALUE` (repeatable;
+    /// e.g. `RUST_LOG=warn,protoplex_amqp=debug`, `PROTOPLEX_AMQP__ANSWER_CACHE_SIZE=0`).
+    #[arg(long = "server-env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub server_env: Vec<(String, String)>,
+    /// Seconds of load, warm-up included.
+    #[arg(long, short = 't', default_value_t = 600.0)]
+    pub duration: f64,
+    /// Seconds of load before the start sample (longer than protoplex's
+    /// 60 s AMQP answer cache, so that it is full at the start sample).
+    #[arg(long, default_value_t = 90.0)]
+    pub warmup: f64,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 10.0)]
+    pub interval: f64,
+    /// Seconds with no churn client open before each sample.
+    #[arg(long, default_value_t = 2.0)]
+    pub settle: f64,
+    /// Seconds between the end of the churn and the end sample.
+    #[arg(long, default_value_t = 5.0)]
+    pub end_settle: f64,
+    /// Steady publishes per second, the four protocols together.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Steady subscribers on each of WebSocket, MQTT and AMQP.
+    #[arg(long, short = 'n', default_value_t = 8)]
+    pub subscribers: usize,
+    /// Steady message size, bytes.
+    #[arg(long, short = 's', default_value_t = 256)]
+    pub size: usize,
+    /// Milliseconds between a churn client's cycles.
+    #[arg(long, default_value_t = 100)]
+    pub churn_pause_ms: u64,
+    /// Milliseconds between a protocol's deliberately bad requests.
+    #[arg(long, default_value_t = 500)]
+    pub bad_interval_ms: u64,
+    /// The protocols with churn clients (default: all; `--churn` alone: none).
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 0..)]
+    pub churn: Option<Vec<soak::counters::Protocol>>,
+    /// The AMQP broker's URL.
+    #[arg(long, env = "PROTOPLEX_AMQP_URL", default_value = amqp::DEFAULT_URL)]
+    pub amqp_url: String,
+    /// The server's log (stdout and stderr).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Writes the Markdown report there too.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Writes the JSON record there.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Writes the server's process id there while it runs (for a caller's cleanup).
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Writes the server's AMQP request queue there until it is deleted (for a caller's cleanup).
+    #[arg(long, value_name = "FILE")]
+    pub queue_file: Option<PathBuf>,
+    /// A note for the report (repeatable), e.g. the commit measured.
+    #[arg(long = "note", value_name = "TEXT")]
+    pub notes: Vec<String>,
+}
+
+impl SoakArgs {
+    /// The soak's settings.
+    pub fn config(&self) -> SoakConfig {
+        let seconds = |value: f64| Duration::from_secs_f64(value.max(0.0));
+        SoakConfig {
+            protoplex: self.protoplex.clone(),
+            server_args: self.server_args.clone(),
+            server_env: self.server_env.clone(),
+            amqp_url: self.amqp_url.clone(),
+            duration: seconds(self.duration),
+            warmup: seconds(self.warmup),
+            interval: seconds(self.interval),
+            settle: seconds(self.settle),
+            end_settle: seconds(self.end_settle),
+            rate: self.rate,
+            subscribers: self.subscribers,
+            size: self.size,
+            churn_pause: Duration::from_millis(self.churn_pause_ms),
+            churn: self
+                .churn
+                .clone()
+                .unwrap_or_else(|| soak::counters::Protocol::ALL.to_vec()),
+            bad_interval: Duration::from_millis(self.bad_interval_ms),
+            log: self.log.clone(),
+            pid_file: self.pid_file.clone(),
+            queue_file: self.queue_file.clone(),
+        }
+    }
 }
 
 /// `loadgen report`.
@@ -310,6 +416,14 @@ impl SuiteArgs {
     }
 }
 
+/// `KEY=VALUE`, split.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
 /// Why the command could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -413,6 +527,24 @@ pub async fn execute(cli: Cli) -> Result<bool, CliError> {
             let (server, target) = target(&args.server, Launch::Flags, vec![]).await?;
             let result = idle::run(&config, &target).await;
             finish_single(server, result, |r| r.failures()).await
+        }
+        Command::Soak(args) => {
+            let mut result = soak::run(&args.config()).await?;
+            result.notes.splice(0..0, args.notes.iter().cloned());
+            let text = soak::report::markdown(&result);
+            if let Some(path) = &args.report {
+                write_file(path, text.clone())?;
+            }
+            if let Some(path) = &args.json {
+                let json =
+                    serde_json::to_string_pretty(&result).map_err(|error| CliError::Io(error.to_string()))?;
+                write_file(path, json + "\n")?;
+            }
+            println!("{text}");
+            for failure in &result.failures {
+                eprintln!("FAILED: {failure}");
+            }
+            Ok(result.passed())
         }
         Command::Suite(args) => {
             let mut config = args.config();
@@ -638,6 +770,43 @@ mod tests {
         let route = started.amqp_route();
         assert!(route.queue.starts_with("loadgen.requests."), "{route:?}");
         assert_eq!(route.routing_key, "k");
+    }
+
+    #[test]
+    fn soak_settings() {
+        let soak = |args: &[&str]| match Cli::try_parse_from(args).expect("valid").command {
+            Command::Soak(soak) => soak.config(),
+            other => panic!("{other:?}"),
+        };
+        let defaults = soak(&["loadgen", "soak", "--protoplex", "p"]);
+        assert_eq!(defaults.duration, Duration::from_secs(600));
+        assert_eq!(defaults.warmup, Duration::from_secs(90));
+        assert_eq!(defaults.churn.len(), 4);
+        assert!(defaults.check().is_ok());
+        let custom = soak(&[
+            "loadgen",
+            "soak",
+            "--protoplex",
+            "p",
+            "--churn",
+            "amqp,http",
+            "--server-env",
+            "RUST_LOG=warn,protoplex_amqp=debug",
+        ]);
+        assert_eq!(
+            custom.churn,
+            vec![soak::counters::Protocol::Amqp, soak::counters::Protocol::Http]
+        );
+        assert_eq!(
+            custom.server_env,
+            vec![("RUST_LOG".to_owned(), "warn,protoplex_amqp=debug".to_owned())]
+        );
+        assert!(
+            soak(&["loadgen", "soak", "--protoplex", "p", "--churn"])
+                .churn
+                .is_empty()
+        );
+        assert!(Cli::try_parse_from(["loadgen", "soak", "--protoplex", "p", "--server-env", "=x"]).is_err());
     }
 
     #[test]

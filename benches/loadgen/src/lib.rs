@@ -4,7 +4,7 @@
 //! measured side by side (`benches/baselines`).
 //!
 //! The `loadgen` binary is the command line of [`cli`]; `scripts/bench.sh`
-//! runs `loadgen suite`. Used as a library:
+//! runs `loadgen suite`, `scripts/soak.sh` runs `loadgen soak`. Used as a library:
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {

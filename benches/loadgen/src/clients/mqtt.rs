@@ -239,14 +239,14 @@ fn client_id() -> String {
 }
 
 /// The reading side of a connection: a buffer and the socket.
-struct Reader {
+pub struct Reader {
     read: OwnedReadHalf,
     buffer: BytesMut,
 }
 
 impl Reader {
     /// The next packet; an error when the connection ends.
-    async fn next(&mut self) -> Result<Packet, ClientError> {
+    pub async fn next(&mut self) -> Result<Packet, ClientError> {
         loop {
             if let Some(packet) = decode(&mut self.buffer)? {
                 return Ok(packet);
@@ -376,6 +376,13 @@ impl Session {
         })
         .await;
     }
+}
+
+/// Connects to `server` (CONNECT, CONNACK received) and returns the two
+/// halves: the packet reader and the socket to write encoded packets to.
+pub async fn open(server: SocketAddr) -> Result<(Reader, OwnedWriteHalf), ClientError> {
+    let session = Session::connect(server, None).await?;
+    Ok((session.reader, session.write))
 }
 
 /// A connection that receives the fan-out's messages.

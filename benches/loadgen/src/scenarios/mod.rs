@@ -4,7 +4,9 @@
 //! - [`fanout`]: P publishers -> N subscribers (WebSocket or MQTT);
 //! - [`request`]: C clients, one request at a time each (HTTP, WebSocket or AMQP);
 //! - [`idle`]: K idle WebSocket connections, the server's memory per connection;
-//! - [`suite`]: the side-by-side comparisons, servers started for each run.
+//! - [`suite`]: the side-by-side comparisons, servers started for each run;
+//! - [`soak`]: mixed load over every protocol for minutes, the server's
+//!   memory and open files watched for leaks (`scripts/soak.sh`).
 //!
 //! A new transport adds a client module in [`crate::clients`] and an arm
 //! where the fan-out and request scenarios pick their clients.
@@ -13,6 +15,7 @@ pub mod fanout;
 pub mod idle;
 pub mod progress;
 pub mod request;
+pub mod soak;
 pub mod suite;
 
 use std::net::SocketAddr;
