@@ -12,6 +12,8 @@
 #                 checking channels, ~150 s at this load), whose first close
 #                 starts a thread of lapin's for good (3 descriptors and a
 #                 socket, once); 30 s below 300 s, N/4 below 120 s
+#                 (short runs check the tool, not leaks: the caches and the
+#                 queue-check connection are still filling in)
 #   --out FILE    the Markdown report; default benches/results/soak.md for a
 #                 full-length run, a temporary directory for a shorter one
 #

@@ -184,39 +184,45 @@ pub struct Requester {
     next_id: u64,
 }
 
+/// Opens a channel on `connection`, declares the auto-delete reply queue
+/// `queue` and consumes it (no ack), within [`PATIENCE`].
+pub async fn reply_queue(connection: &Connection, queue: &str) -> Result<(Channel, Consumer), ClientError> {
+    let setup = async {
+        let channel = connection.create_channel().await?;
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, ClientError>((channel, consumer))
+    };
+    tokio::time::timeout(PATIENCE, setup)
+        .await
+        .map_err(|_| ClientError::Timeout("AMQP reply queue"))?
+}
+
 impl Requester {
     /// Connects, declares the reply queue and consumes it (no ack).
     pub async fn connect(route: &AmqpRoute, dialect: Dialect) -> Result<Self, ClientError> {
         let connection = connect(&route.url).await?;
         let queue = unique_name("loadgen.reply");
-        let setup = async {
-            let channel = connection.create_channel().await?;
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        auto_delete: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            Ok::<_, ClientError>((channel, consumer))
-        };
-        let (channel, consumer) = tokio::time::timeout(PATIENCE, setup)
-            .await
-            .map_err(|_| ClientError::Timeout("AMQP reply queue"))??;
+        let (channel, consumer) = reply_queue(&connection, &queue).await?;
         Ok(Self {
             connection,
             channel,

@@ -17,8 +17,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicPublishOptions, QueueDeleteOptions};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -27,7 +26,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::clients::amqp::{AmqpRoute, unique_name};
+use crate::clients::amqp::{self, AmqpRoute, unique_name};
 use crate::clients::payload::{self, Marker};
 use crate::clients::ws::{self, BUSY_READ_BUFFER, PATIENCE, WsStream};
 use crate::clients::{ClientError, mqtt};
@@ -164,34 +163,7 @@ impl Session {
         inbox: Arc<dyn Inbox>,
     ) -> Result<Self, ClientError> {
         let queue = unique_name("loadgen.soak.reply");
-        let setup = async {
-            let channel = connection.create_channel().await?;
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        auto_delete: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            Ok::<_, ClientError>((channel, consumer))
-        };
-        let (channel, consumer) = tokio::time::timeout(PATIENCE, setup)
-            .await
-            .map_err(|_| ClientError::Timeout("AMQP reply queue"))??;
+        let (channel, consumer) = amqp::reply_queue(connection, &queue).await?;
         let shared = Shared::new(inbox);
         let reader = tokio::spawn(read_amqp(consumer, shared.clone()));
         let link = Link::Amqp(AmqpLink {
