@@ -247,15 +247,8 @@ pub async fn steady_publisher(
             () = stop.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        let current = match &mut client {
-            Some(client) => client,
-            None => match Client::connect(&ctx, protocol, inbox.clone()).await {
-                Ok(connected) => client.insert(connected),
-                Err(error) => {
-                    ctx.stats.error(protocol, format!("{what} connection: {error}"));
-                    continue;
-                }
-            },
+        let Some(current) = reconnected(&mut client, &ctx, protocol, &inbox, &what).await else {
+            continue;
         };
         let marker = Marker {
             publisher: id,
@@ -279,6 +272,27 @@ pub async fn steady_publisher(
     }
 }
 
+/// The long-lived client, connected again when it is gone (`None`, the error
+/// counted, when it cannot be).
+async fn reconnected<'a>(
+    client: &'a mut Option<Client>,
+    ctx: &Context,
+    protocol: Protocol,
+    inbox: &Arc<dyn Inbox>,
+    what: &str,
+) -> Option<&'a mut Client> {
+    if client.is_none() {
+        match Client::connect(ctx, protocol, inbox.clone()).await {
+            Ok(connected) => *client = Some(connected),
+            Err(error) => {
+                ctx.stats.error(protocol, format!("{what} connection: {error}"));
+                return None;
+            }
+        }
+    }
+    client.as_mut()
+}
+
 /// Sends a deliberately bad request every `interval` until `stop`: not JSON
 /// (400), an unknown controller (404), over HTTP also an unknown URL (404).
 pub async fn bad_requests(
@@ -298,15 +312,8 @@ pub async fn bad_requests(
             () = stop.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        let current = match &mut client {
-            Some(client) => client,
-            None => match Client::connect(&ctx, protocol, inbox.clone()).await {
-                Ok(connected) => client.insert(connected),
-                Err(error) => {
-                    ctx.stats.error(protocol, format!("{what} connection: {error}"));
-                    continue;
-                }
-            },
+        let Some(current) = reconnected(&mut client, &ctx, protocol, &inbox, &what).await else {
+            continue;
         };
         let (label, answer, expected) = match current {
             Client::Http(http) => match round % 3 {
